@@ -1,0 +1,134 @@
+#include "ingest/json_fields.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include <cmath>
+
+namespace xtrace::ingest {
+
+std::string FieldReader::PathOf(std::string_view key) const {
+  if (path_.empty()) return std::string(key);
+  return path_ + "." + std::string(key);
+}
+
+void FieldReader::Fail(std::string_view key, std::string why) {
+  if (!error_) error_ = common::Error::InvalidField(PathOf(key), std::move(why));
+}
+
+const boost::json::value* FieldReader::Get(std::string_view key) {
+  if (error_) return nullptr;
+  const auto* v = object_.if_contains(key);
+  if (v == nullptr || v->is_null()) return nullptr;
+  return v;
+}
+
+void FieldReader::Require(std::string_view key) {
+  if (Get(key) == nullptr) Fail(key, "missing required field " + PathOf(key));
+}
+
+std::optional<std::string> FieldReader::String(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) {
+    Fail(key, PathOf(key) + " must be a string");
+    return std::nullopt;
+  }
+  return std::string(v->get_string());
+}
+
+std::optional<double> FieldReader::Number(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_number()) {
+    Fail(key, PathOf(key) + " must be a number");
+    return std::nullopt;
+  }
+  return v->to_number<double>();
+}
+
+std::optional<int64_t> FieldReader::Integer(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64() && v->get_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+    return static_cast<int64_t>(v->get_uint64());
+  }
+  if (v->is_double()) {
+    const double d = v->get_double();
+    // 9.2e18 is the largest double below 2^63, so the cast below cannot overflow.
+    if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9.2e18) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  Fail(key, PathOf(key) + " must be an integer");
+  return std::nullopt;
+}
+
+std::optional<bool> FieldReader::Bool(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_bool()) {
+    Fail(key, PathOf(key) + " must be a boolean");
+    return std::nullopt;
+  }
+  return v->get_bool();
+}
+
+std::optional<common::Uuid> FieldReader::Uuid(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_string()) {
+    if (auto u = common::Uuid::Parse(v->get_string())) return u;
+  }
+  Fail(key, PathOf(key) + " must be a UUID string");
+  return std::nullopt;
+}
+
+std::optional<common::TimePoint> FieldReader::Time(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_string()) {
+    if (auto t = common::ParseRfc3339(v->get_string())) return t;
+  }
+  Fail(key, PathOf(key) + " must be an RFC 3339 timestamp with an offset");
+  return std::nullopt;
+}
+
+std::optional<std::string> FieldReader::Json(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  return boost::json::serialize(*v);
+}
+
+std::optional<std::vector<std::string>> FieldReader::StringList(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_array()) {
+    Fail(key, PathOf(key) + " must be an array of strings");
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  const auto& array = v->get_array();
+  out.reserve(array.size());
+  for (size_t i = 0; i < array.size(); ++i) {
+    if (!array[i].is_string()) {
+      Fail(std::string(key) + "[" + std::to_string(i) + "]",
+           PathOf(key) + "[" + std::to_string(i) + "] must be a string");
+      return std::nullopt;
+    }
+    out.emplace_back(array[i].get_string());
+  }
+  return out;
+}
+
+std::optional<std::string> FieldReader::StringOrInteger(std::string_view key) {
+  const auto* v = Get(key);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_string()) return std::string(v->get_string());
+  if (v->is_int64()) return std::to_string(v->get_int64());
+  if (v->is_uint64()) return std::to_string(v->get_uint64());
+  Fail(key, PathOf(key) + " must be a string or an integer");
+  return std::nullopt;
+}
+
+}  // namespace xtrace::ingest

@@ -1,0 +1,228 @@
+#include "projector/fold.hpp"
+
+#include <pqxx/prepared_statement>
+
+#include <charconv>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/time.hpp"
+
+namespace xtrace::projector {
+namespace {
+
+using Param = std::optional<std::string>;
+using schema::OptString;
+
+Param Text(const OptString& s) {
+  return s;
+}
+Param Time(const std::optional<common::TimePoint>& t) {
+  if (!t) return std::nullopt;
+  return common::FormatRfc3339(*t);
+}
+Param Uuid(const std::optional<common::Uuid>& u) {
+  if (!u) return std::nullopt;
+  return u->ToString();
+}
+template <class Number>
+Param Num(const std::optional<Number>& n) {
+  if (!n) return std::nullopt;
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *n);
+  return std::string(buf, end);
+}
+Param Bool(const std::optional<bool>& b) {
+  if (!b) return std::nullopt;
+  return *b ? "true" : "false";
+}
+// A PostgreSQL array literal; libpqxx 6 has no array conversion of its own.
+Param TextArray(const std::optional<std::vector<std::string>>& items) {
+  if (!items) return std::nullopt;
+  std::string out = "{";
+  for (size_t i = 0; i < items->size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char c : (*items)[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+constexpr char kUpsertTrace[] = R"sql(
+INSERT INTO traces AS t (project_id, id, "timestamp", placeholder, environment, name, user_id,
+  session_id, release, version, external_id, input, output, metadata, tags, public, bookmarked,
+  latency, total_cost)
+VALUES ($1, $2::uuid, COALESCE($3::timestamptz, $4::timestamptz), FALSE, $5, $6, $7, $8, $9, $10,
+  $11, $12::jsonb, $13::jsonb, $14::jsonb,
+  (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}') FROM unnest($15::text[]) AS x),
+  COALESCE($16::boolean, FALSE), COALESCE($17::boolean, FALSE), $18::float8, $19::float8)
+ON CONFLICT (project_id, id) DO UPDATE SET
+  "timestamp"  = CASE WHEN t.placeholder THEN EXCLUDED."timestamp" ELSE t."timestamp" END,
+  environment  = CASE WHEN t.placeholder THEN EXCLUDED.environment ELSE t.environment END,
+  placeholder  = FALSE,
+  name         = COALESCE(EXCLUDED.name, t.name),
+  user_id      = COALESCE(EXCLUDED.user_id, t.user_id),
+  session_id   = COALESCE(EXCLUDED.session_id, t.session_id),
+  release      = COALESCE(EXCLUDED.release, t.release),
+  version      = COALESCE(EXCLUDED.version, t.version),
+  external_id  = COALESCE(EXCLUDED.external_id, t.external_id),
+  input        = COALESCE(EXCLUDED.input, t.input),
+  output       = COALESCE(EXCLUDED.output, t.output),
+  metadata     = xtrace_jsonb_merge(t.metadata, EXCLUDED.metadata),
+  tags         = (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}')
+                  FROM unnest(t.tags || EXCLUDED.tags) AS x),
+  public       = COALESCE($16::boolean, t.public),
+  bookmarked   = COALESCE($17::boolean, t.bookmarked),
+  latency      = COALESCE(EXCLUDED.latency, t.latency),
+  total_cost   = COALESCE(EXCLUDED.total_cost, t.total_cost),
+  updated_at   = now()
+)sql";
+
+constexpr char kPlaceholderTrace[] = R"sql(
+INSERT INTO traces (project_id, id, "timestamp", placeholder, environment)
+VALUES ($1, $2::uuid, $3::timestamptz, TRUE, $4)
+ON CONFLICT (project_id, id) DO NOTHING
+)sql";
+
+constexpr char kUpsertObservation[] = R"sql(
+INSERT INTO observations AS o (project_id, id, trace_id, type, environment, name, start_time,
+  end_time, completion_start_time, model, model_parameters, input, output, usage, metadata, level,
+  status_message, parent_observation_id, prompt_id, prompt_name, prompt_version, model_id,
+  input_price, output_price, total_price, calculated_input_cost, calculated_output_cost,
+  calculated_total_cost, latency, time_to_first_token, completion_tokens, prompt_tokens,
+  total_tokens, unit)
+VALUES ($1, $2::uuid, $3::uuid, COALESCE($4, 'GENERATION'), $5, $6, $7::timestamptz,
+  $8::timestamptz, $9::timestamptz, $10, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb,
+  $15::jsonb, $16, $17, $18::uuid, $19, $20, $21, $22, $23::float8, $24::float8, $25::float8,
+  $26::float8, $27::float8, $28::float8, $29::float8, $30::float8, $31::bigint, $32::bigint,
+  $33::bigint, $34)
+ON CONFLICT (project_id, id) DO UPDATE SET
+  type                   = COALESCE($4, o.type),
+  name                   = COALESCE(EXCLUDED.name, o.name),
+  start_time             = COALESCE(o.start_time, EXCLUDED.start_time),
+  end_time               = COALESCE(EXCLUDED.end_time, o.end_time),
+  completion_start_time  = COALESCE(EXCLUDED.completion_start_time, o.completion_start_time),
+  model                  = COALESCE(EXCLUDED.model, o.model),
+  model_parameters       = COALESCE(EXCLUDED.model_parameters, o.model_parameters),
+  input                  = COALESCE(EXCLUDED.input, o.input),
+  output                 = COALESCE(EXCLUDED.output, o.output),
+  usage                  = COALESCE(EXCLUDED.usage, o.usage),
+  metadata               = xtrace_jsonb_merge(o.metadata, EXCLUDED.metadata),
+  level                  = COALESCE(EXCLUDED.level, o.level),
+  status_message         = COALESCE(EXCLUDED.status_message, o.status_message),
+  parent_observation_id  = COALESCE(EXCLUDED.parent_observation_id, o.parent_observation_id),
+  prompt_id              = COALESCE(EXCLUDED.prompt_id, o.prompt_id),
+  prompt_name            = COALESCE(EXCLUDED.prompt_name, o.prompt_name),
+  prompt_version         = COALESCE(EXCLUDED.prompt_version, o.prompt_version),
+  model_id               = COALESCE(EXCLUDED.model_id, o.model_id),
+  input_price            = COALESCE(EXCLUDED.input_price, o.input_price),
+  output_price           = COALESCE(EXCLUDED.output_price, o.output_price),
+  total_price            = COALESCE(EXCLUDED.total_price, o.total_price),
+  calculated_input_cost  = COALESCE(EXCLUDED.calculated_input_cost, o.calculated_input_cost),
+  calculated_output_cost = COALESCE(EXCLUDED.calculated_output_cost, o.calculated_output_cost),
+  calculated_total_cost  = COALESCE(EXCLUDED.calculated_total_cost, o.calculated_total_cost),
+  latency                = COALESCE(EXCLUDED.latency, o.latency),
+  time_to_first_token    = COALESCE(EXCLUDED.time_to_first_token, o.time_to_first_token),
+  completion_tokens      = COALESCE(EXCLUDED.completion_tokens, o.completion_tokens),
+  prompt_tokens          = COALESCE(EXCLUDED.prompt_tokens, o.prompt_tokens),
+  total_tokens           = COALESCE(EXCLUDED.total_tokens, o.total_tokens),
+  unit                   = COALESCE(EXCLUDED.unit, o.unit),
+  updated_at             = now()
+)sql";
+
+void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::TraceEvent& t) {
+  const std::vector<Param> params = {
+      t.project_id.value_or(rec.project_id),
+      t.id.ToString(),
+      Time(t.timestamp),
+      Time(rec.received_at),
+      t.environment.value_or(rec.environment),
+      Text(t.name),
+      Text(t.user_id),
+      Text(t.session_id),
+      Text(t.release),
+      Text(t.version),
+      Text(t.external_id),
+      Text(t.input_json),
+      Text(t.output_json),
+      Text(t.metadata_json),
+      TextArray(t.tags),
+      Bool(t.is_public),
+      Bool(t.bookmarked),
+      Num(t.latency),
+      Num(t.total_cost),
+  };
+  txn.exec_prepared("xtrace_upsert_trace", pqxx::prepare::make_dynamic_params(params));
+}
+
+void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
+                     const schema::ObservationEvent& o) {
+  const std::string project = o.project_id.value_or(rec.project_id);
+  const std::string environment = o.environment.value_or(rec.environment);
+  const std::vector<Param> placeholder = {project, o.trace_id.ToString(),
+                                          Time(o.start_time ? o.start_time : rec.received_at),
+                                          environment};
+  txn.exec_prepared("xtrace_placeholder_trace", pqxx::prepare::make_dynamic_params(placeholder));
+
+  const std::vector<Param> params = {
+      project,
+      o.id.ToString(),
+      o.trace_id.ToString(),
+      Text(o.type),
+      environment,
+      Text(o.name),
+      Time(o.start_time),
+      Time(o.end_time),
+      Time(o.completion_start_time),
+      Text(o.model),
+      Text(o.model_parameters_json),
+      Text(o.input_json),
+      Text(o.output_json),
+      Text(o.usage_json),
+      Text(o.metadata_json),
+      Text(o.level),
+      Text(o.status_message),
+      Uuid(o.parent_observation_id),
+      Text(o.prompt_id),
+      Text(o.prompt_name),
+      Text(o.prompt_version),
+      Text(o.model_id),
+      Num(o.input_price),
+      Num(o.output_price),
+      Num(o.total_price),
+      Num(o.calculated_input_cost),
+      Num(o.calculated_output_cost),
+      Num(o.calculated_total_cost),
+      Num(o.latency),
+      Num(o.time_to_first_token),
+      Num(o.completion_tokens),
+      Num(o.prompt_tokens),
+      Num(o.total_tokens),
+      Text(o.unit),
+  };
+  txn.exec_prepared("xtrace_upsert_observation", pqxx::prepare::make_dynamic_params(params));
+}
+
+}  // namespace
+
+void PrepareFoldStatements(pqxx::connection& conn) {
+  conn.prepare("xtrace_upsert_trace", kUpsertTrace);
+  conn.prepare("xtrace_placeholder_trace", kPlaceholderTrace);
+  conn.prepare("xtrace_upsert_observation", kUpsertObservation);
+}
+
+void Fold(pqxx::work& txn, const schema::WalRecord& record) {
+  if (const auto* batch = std::get_if<schema::TraceBatch>(&record.events)) {
+    if (batch->trace) FoldTrace(txn, record, *batch->trace);
+    for (const auto& o : batch->observations) FoldObservation(txn, record, o);
+  }
+  // Metric batches are projected by the metrics fold (not yet part of the schema).
+}
+
+}  // namespace xtrace::projector

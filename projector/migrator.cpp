@@ -1,0 +1,59 @@
+#include "projector/migrator.hpp"
+
+#include <spdlog/spdlog.h>
+#include <pqxx/nontransaction>
+#include <pqxx/transaction>
+
+#include "schema/migrations.hpp"
+
+namespace xtrace::projector {
+namespace {
+
+// Arbitrary but fixed: every xtrace process migrating this database takes the same lock.
+constexpr long long kMigrationLockKey = 0x78747261636531;  // "xtrace1"
+
+class AdvisoryLock {
+ public:
+  explicit AdvisoryLock(pqxx::connection& conn) : conn_(conn) {
+    pqxx::nontransaction(conn_).exec_params("SELECT pg_advisory_lock($1)", kMigrationLockKey);
+  }
+  ~AdvisoryLock() {
+    try {
+      pqxx::nontransaction(conn_).exec_params("SELECT pg_advisory_unlock($1)", kMigrationLockKey);
+    } catch (const std::exception&) {
+      // The lock dies with the session anyway.
+    }
+  }
+  AdvisoryLock(const AdvisoryLock&) = delete;
+  AdvisoryLock& operator=(const AdvisoryLock&) = delete;
+
+ private:
+  pqxx::connection& conn_;
+};
+
+}  // namespace
+
+void ApplyMigrations(pqxx::connection& conn) {
+  AdvisoryLock lock(conn);
+  {
+    pqxx::work txn(conn);
+    txn.exec0(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+    txn.commit();
+  }
+  for (const auto& m : schema::Migrations()) {
+    pqxx::work txn(conn);
+    const auto done =
+        txn.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version);
+    if (!done.empty()) continue;
+    txn.exec0(std::string(m.sql));
+    txn.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version,
+                    std::string(m.name));
+    txn.commit();
+    spdlog::info("schema: applied migration {}", m.name);
+  }
+}
+
+}  // namespace xtrace::projector

@@ -1,0 +1,184 @@
+#include "projector/projector.hpp"
+
+#include <spdlog/spdlog.h>
+#include <pqxx/connection>
+#include <pqxx/except>
+#include <pqxx/transaction>
+
+#include "projector/fold.hpp"
+#include "projector/migrator.hpp"
+#include "schema/codec.hpp"
+
+namespace xtrace::projector {
+namespace {
+
+// Someone else moved our cursor (another projector on the same WAL id): reload it and go on.
+class CursorFenced : public std::runtime_error {
+ public:
+  CursorFenced() : std::runtime_error("projector cursor moved underneath us") {}
+};
+
+// Integrity and data errors are about the rows, not the connection: retrying the same chunk
+// would fail forever, so the chunk is re-applied record by record to isolate the bad one.
+bool IsDataError(const pqxx::sql_error& e) {
+  const std::string& state = e.sqlstate();
+  return state.starts_with("22") || state.starts_with("23");
+}
+
+}  // namespace
+
+Projector::Projector(wal::Log& log, Options options) : log_(log), options_(std::move(options)) {}
+
+Projector::~Projector() {
+  Stop();
+}
+
+void Projector::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Projector::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status Projector::status() const {
+  return {projected_seq_.load(), database_up_.load(), skipped_records_.load()};
+}
+
+void Projector::SleepFor(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [&] { return stop_; });
+}
+
+void Projector::Run() {
+  auto backoff = options_.min_backoff;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) break;
+    }
+    try {
+      if (!conn_ && !Connect()) {
+        SleepFor(backoff);
+        backoff = std::min(backoff * 2, options_.max_backoff);
+        continue;
+      }
+      if (!Step()) log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
+      backoff = options_.min_backoff;
+    } catch (const CursorFenced& e) {
+      spdlog::warn("projector: {}; reloading", e.what());
+      conn_.reset();
+    } catch (const std::exception& e) {
+      spdlog::warn("projector: {} (retrying in {} ms)", e.what(), backoff.count());
+      database_up_ = false;
+      conn_.reset();
+      SleepFor(backoff);
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+  conn_.reset();
+}
+
+bool Projector::Connect() {
+  try {
+    auto conn = std::make_unique<pqxx::connection>(options_.database_url);
+    ApplyMigrations(*conn);
+    pqxx::work txn(*conn);
+    txn.exec0("SET TIME ZONE 'UTC'");
+    txn.exec_params(
+        "INSERT INTO projector_cursors (wal_id, seq) VALUES ($1::uuid, 0) "
+        "ON CONFLICT (wal_id) DO NOTHING",
+        log_.id().ToString());
+    const auto row = txn.exec_params1("SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid",
+                                      log_.id().ToString());
+    txn.commit();
+    cursor_ = row[0].as<uint64_t>();
+    PrepareFoldStatements(*conn);
+    conn_ = std::move(conn);
+    projected_seq_ = cursor_;
+    database_up_ = true;
+    reported_down_ = false;
+    spdlog::info("projector: connected; WAL {} projected up to {}", log_.id().ToString(), cursor_);
+    return true;
+  } catch (const std::exception& e) {
+    // Logged once per outage, not on every retry.
+    if (!reported_down_) spdlog::warn("projector: cannot reach PostgreSQL: {}", e.what());
+    reported_down_ = true;
+    database_up_ = false;
+    return false;
+  }
+}
+
+bool Projector::Step() {
+  if (log_.LastSequence() <= cursor_) return false;
+  auto entries = log_.Read(cursor_, options_.chunk_records, options_.chunk_bytes);
+  if (!entries) throw common::ErrorException(entries.error());
+  if (entries->empty()) return false;
+  if (entries->front().seq != cursor_ + 1) {
+    // Records below the first retained one were trimmed; only possible if the cursor row was
+    // reset by hand. Resume from what the log still has.
+    spdlog::error("projector: WAL has no record {} (next is {}); skipping the gap", cursor_ + 1,
+                  entries->front().seq);
+  }
+  try {
+    FoldChunk(*entries);
+  } catch (const pqxx::sql_error& e) {
+    if (!IsDataError(e)) throw;
+    spdlog::warn("projector: chunk {}..{} rejected ({}); folding record by record",
+                 entries->front().seq, entries->back().seq, e.what());
+    FoldOneByOne(*entries);
+  }
+  return true;
+}
+
+void Projector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
+  const auto result = txn.exec_params(
+      "UPDATE projector_cursors SET seq = $1, updated_at = now() "
+      "WHERE wal_id = $2::uuid AND seq = $3",
+      to, log_.id().ToString(), cursor_);
+  if (result.affected_rows() != 1) throw CursorFenced();
+}
+
+void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
+  pqxx::work txn(*conn_);
+  for (const auto& e : entries) {
+    auto record = schema::DecodeRecord(e.bytes);
+    if (!record) {
+      // A record this build cannot decode is skipped, loudly; `xtrace-wal verify` finds them.
+      spdlog::error("projector: WAL record {} undecodable: {}", e.seq, record.error().message);
+      skipped_records_++;
+      continue;
+    }
+    Fold(txn, *record);
+  }
+  AdvanceCursor(txn, entries.back().seq);
+  txn.commit();
+  cursor_ = entries.back().seq;
+  projected_seq_ = cursor_;
+}
+
+void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
+  for (const auto& e : entries) {
+    try {
+      FoldChunk({e});
+    } catch (const pqxx::sql_error& err) {
+      if (!IsDataError(err)) throw;
+      // Move past the rejected record alone, so its neighbours are not held back.
+      spdlog::error("projector: WAL record {} rejected by PostgreSQL, skipped: {}", e.seq,
+                    err.what());
+      pqxx::work txn(*conn_);
+      AdvanceCursor(txn, e.seq);
+      txn.commit();
+      cursor_ = e.seq;
+      projected_seq_ = cursor_;
+      skipped_records_++;
+    }
+  }
+}
+
+}  // namespace xtrace::projector

@@ -1,0 +1,41 @@
+#pragma once
+// GET /api/public/traces and GET /api/public/traces/{traceId}, in the reference's JSON shapes.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/api.hpp"
+#include "common/error.hpp"
+#include "common/time.hpp"
+#include "query/pool.hpp"
+
+namespace xtrace::query {
+
+struct TraceListParams {
+  int64_t page = 1;    // values below 1 become 1
+  int64_t limit = 50;  // clamped to [1, 200]
+  std::optional<std::string> user_id, name, session_id, version, release;
+  std::optional<common::TimePoint> from, to;
+  std::vector<std::string> tags;          // all of
+  std::vector<std::string> environments;  // any of
+};
+
+// Pure: parses and normalizes the list parameters; errors name the parameter.
+common::Result<TraceListParams> ParseTraceListParams(std::string_view query);
+
+class TraceQueries {
+ public:
+  TraceQueries(ConnectionPool& pool, std::string project_id)
+      : pool_(pool), project_id_(std::move(project_id)) {}
+
+  common::Result<common::ApiResponse> List(const common::ApiRequest& request);
+  common::Result<common::ApiResponse> Get(std::string_view trace_id);
+
+ private:
+  ConnectionPool& pool_;
+  const std::string project_id_;
+};
+
+}  // namespace xtrace::query

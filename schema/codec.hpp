@@ -1,0 +1,23 @@
+#pragma once
+// Encoding between WalRecord and the Cap'n Proto bytes stored in the WAL (layout: wal.capnp).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "schema/events.hpp"
+
+namespace xtrace::schema {
+
+// The format version written by this build; see the evolution rules in wal.capnp.
+inline constexpr uint16_t kFormatVersion = 1;
+
+std::string EncodeRecord(const WalRecord& record);
+
+// Decodes bytes of any alignment (RocksDB values carry no alignment promise; they are copied
+// into word-aligned storage when needed). Fails, never throws, on truncated or corrupt input
+// and on a format version newer than kFormatVersion.
+common::Result<WalRecord> DecodeRecord(std::string_view bytes);
+
+}  // namespace xtrace::schema

@@ -1,0 +1,142 @@
+// xtrace-server: the composition root. Reads the configuration, opens the WAL, starts the
+// projector and the HTTP front end, and stops them in reverse order on SIGTERM/SIGINT.
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "common/logging.hpp"
+#include "ingest/ingestor.hpp"
+#include "projector/projector.hpp"
+#include "query/pool.hpp"
+#include "query/traces.hpp"
+#include "server/config.hpp"
+#include "server/http_server.hpp"
+#include "server/router.hpp"
+#include "server/version.hpp"
+#include "wal/log.hpp"
+
+namespace net = boost::asio;
+using namespace xtrace;
+
+namespace {
+
+constexpr char kEnvironmentHelp[] = R"(
+Configuration comes from the environment (docs/operations.md has every variable):
+  DATABASE_URL                  PostgreSQL URL (required)
+  API_BEARER_TOKEN              token for 'Authorization: Bearer' (required)
+  BIND_ADDR                     listen address host:port (127.0.0.1:8742)
+  DEFAULT_PROJECT_ID            project for writes and reads (default)
+  XTRACE_PUBLIC_KEY/SECRET_KEY  Basic auth key pair (unset; LANGFUSE_* as fallback)
+  RATE_LIMIT_QPS/BURST          query rate limit per credential (20/40)
+  XTRACE_MAX_REQUEST_BODY_BYTES request body limit (20971520)
+  XTRACE_WAL_DIR                write-ahead log directory (./data/wal)
+  XTRACE_LOG_LEVEL              trace|debug|info|warn|error|critical|off (info)
+)";
+
+// Waits for in-flight requests to be answered (bounded by the grace period), then stops the
+// I/O threads.
+void DrainThenStop(net::steady_timer& timer, server::HttpServer& http, net::io_context& ioc,
+                   std::chrono::steady_clock::time_point deadline) {
+  if (http.InFlight() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    if (http.InFlight() != 0) {
+      spdlog::warn("shutdown: {} requests still in flight after the grace period", http.InFlight());
+    }
+    ioc.stop();
+    return;
+  }
+  timer.expires_after(std::chrono::milliseconds(20));
+  timer.async_wait([&timer, &http, &ioc, deadline](boost::system::error_code) {
+    DrainThenStop(timer, http, ioc, deadline);
+  });
+}
+
+int Run(const server::Config& config) {
+  common::SetupLogging(*common::ParseLogLevel(config.log_level));
+  spdlog::info("xtrace-server {} starting: {}", server::kVersion, server::DescribeConfig(config));
+
+  wal::Options wal_options;
+  wal_options.dir = config.wal_dir;
+  auto log = wal::Log::Open(wal_options);
+  if (!log) {
+    spdlog::critical("{}", log.error().message);
+    return 1;
+  }
+
+  projector::Options projector_options;
+  projector_options.database_url = config.database_url;
+  projector::Projector projector(**log, projector_options);
+  projector.Start();
+
+  query::ConnectionPool pool({config.database_url, config.query_threads, config.statement_timeout,
+                              config.statement_timeout});
+  query::TraceQueries traces(pool, config.default_project_id);
+  ingest::Ingestor ingestor(**log, config.default_project_id);
+  net::thread_pool blocking(config.query_threads);
+  server::Router router(config, **log, projector, ingestor, traces, blocking);
+
+  net::io_context ioc(static_cast<int>(config.http_threads));
+  std::optional<server::HttpServer> http;
+  try {
+    http.emplace(ioc,
+                 net::ip::tcp::endpoint(net::ip::make_address(config.bind_host), config.bind_port),
+                 router, server::HttpLimits{config.max_request_body_bytes, config.read_timeout});
+  } catch (const std::exception& e) {
+    spdlog::critical("BIND_ADDR: cannot listen on {}:{}: {}", config.bind_host, config.bind_port,
+                     e.what());
+    return 1;
+  }
+  http->Start();
+  spdlog::info("listening on http://{}:{}", config.bind_host, http->port());
+
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  net::steady_timer drain_timer(ioc);
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    spdlog::info("shutdown: signal {}; no new connections, finishing requests in flight", signal);
+    http->StopAccepting();
+    DrainThenStop(drain_timer, *http, ioc,
+                  std::chrono::steady_clock::now() + config.shutdown_grace);
+  });
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < config.http_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+
+  blocking.join();
+  projector.Stop();
+  (*log)->Close();
+  spdlog::info("shutdown: complete (WAL last sequence {}, projected {})", (*log)->LastSequence(),
+               projector.status().projected_seq);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"xtrace-server: durable trace and metrics ingest for LLM applications"};
+  app.footer(kEnvironmentHelp);
+  app.set_version_flag("--version", std::string("xtrace-server ") + server::kVersion);
+  CLI11_PARSE(app, argc, argv);
+
+  auto config = server::LoadConfig(server::ProcessEnv);
+  if (!config) {
+    std::fprintf(stderr, "xtrace-server: invalid configuration: %s\n",
+                 config.error().message.c_str());
+    return 2;
+  }
+  try {
+    return Run(*config);
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,52 @@
+#pragma once
+// Maps a request to its handler: route match, method check, authentication, then the handler,
+// each on the right thread. Cheap handlers run inline on the I/O thread; ingest completes from
+// the WAL committer; anything that blocks (SQL) is posted to the blocking pool.
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <functional>
+#include <string_view>
+
+#include "common/api.hpp"
+#include "ingest/ingestor.hpp"
+#include "projector/projector.hpp"
+#include "query/traces.hpp"
+#include "server/auth.hpp"
+#include "server/config.hpp"
+#include "wal/log.hpp"
+
+namespace xtrace::server {
+
+struct HttpRequestView {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view path;
+  std::string_view query;
+  std::string_view content_type;
+  std::string_view authorization;
+  std::string_view body;
+};
+
+// May be called from any thread, exactly once per request.
+using Reply = std::function<void(common::ApiResponse)>;
+
+class Router {
+ public:
+  Router(const Config& config, wal::Log& log, projector::Projector& projector,
+         ingest::Ingestor& ingestor, query::TraceQueries& traces,
+         boost::asio::thread_pool& blocking);
+
+  void Handle(const HttpRequestView& request, Reply reply);
+
+ private:
+  common::ApiResponse Ready() const;
+
+  const Credentials credentials_;
+  wal::Log& log_;
+  projector::Projector& projector_;
+  ingest::Ingestor& ingestor_;
+  query::TraceQueries& traces_;
+  boost::asio::thread_pool& blocking_;
+};
+
+}  // namespace xtrace::server
