@@ -1,7 +1,7 @@
 # Every dependency is a Debian 12 package installed by tools/setup.sh (docs/dependencies.md says
 # why each one is here).
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url)
+find_package(Boost 1.81.0 EXACT REQUIRED COMPONENTS json url CONFIG)
 find_package(RocksDB REQUIRED)
 find_package(CapnProto REQUIRED)
 find_package(spdlog REQUIRED)

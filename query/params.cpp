@@ -10,15 +10,19 @@ namespace xtrace::query {
 using common::Error;
 
 common::Result<QueryParams> QueryParams::Parse(std::string_view query) {
+  if (query.empty()) return QueryParams{};
+  // Boost.URL 1.81 measures some string_view arguments with strlen, so it gets a NUL-terminated
+  // copy rather than a view into the request buffer.
+  const std::string text(query);
   // Validate first: the params_view constructor below throws on invalid input. (The overload
   // taking the parsed view is declared but not exported by the Boost 1.81 library.)
-  if (!boost::urls::parse_query(query)) {
+  if (!boost::urls::parse_query(text)) {
     return Error::BadParameter("", "the query string is not valid");
   }
   boost::urls::encoding_opts opts;
   opts.space_as_plus = true;
   QueryParams out;
-  for (const auto& p : boost::urls::params_view(query, opts)) {
+  for (const auto& p : boost::urls::params_view(text, opts)) {
     out.items_.emplace_back(p.key, p.has_value ? p.value : std::string());
   }
   return out;

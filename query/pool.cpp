@@ -73,6 +73,9 @@ std::optional<Error> ConnectionPool::Run(const std::function<void(pqxx::connecti
     spdlog::error("query: {} [{}] in: {}", e.what(), e.sqlstate(), e.query());
     Release(std::move(conn));
     if (e.sqlstate() == "57014") return Error::Unavailable("the query took too long; retry later");
+    // undefined_table: the database was reached before the first migration ran.
+    if (e.sqlstate() == "42P01")
+      return Error::Unavailable("the database is not ready; retry later");
     return Error::Internal("internal error");
   } catch (const common::ErrorException& e) {
     Release(std::move(conn));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/json.hpp"
 #include "common/uuid.hpp"
 #include "query/params.hpp"
 
@@ -210,7 +211,7 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
                   {"limit", p.limit},
                   {"totalItems", total},
                   {"totalPages", (total + p.limit - 1) / p.limit}};
-  return common::ApiResponse::Json(json::serialize(body));
+  return common::ApiResponse::Json(common::SerializeJson(body));
 }
 
 common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id) {
@@ -298,7 +299,7 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
   if (!trace) return Error{common::ErrorCode::kNotFound, "Not Found", {}};
   (*trace)["observations"] = std::move(observations);
   (*trace)["scores"] = json::array();
-  return common::ApiResponse::Json(json::serialize(*trace));
+  return common::ApiResponse::Json(common::SerializeJson(*trace));
 }
 
 }  // namespace xtrace::query

@@ -14,6 +14,7 @@
 
 #include "common/logging.hpp"
 #include "ingest/ingestor.hpp"
+#include "projector/migrator.hpp"
 #include "projector/projector.hpp"
 #include "query/pool.hpp"
 #include "query/traces.hpp"
@@ -68,6 +69,16 @@ int Run(const server::Config& config) {
   if (!log) {
     spdlog::critical("{}", log.error().message);
     return 1;
+  }
+
+  // Migrate before serving reads, when PostgreSQL is reachable; when it is not, ingest starts
+  // anyway (the WAL holds writes) and the projector migrates once it connects.
+  try {
+    pqxx::connection conn(config.database_url);
+    projector::ApplyMigrations(conn);
+  } catch (const std::exception& e) {
+    spdlog::warn("PostgreSQL unreachable at start ({}); ingest continues, projection waits",
+                 e.what());
   }
 
   projector::Options projector_options;

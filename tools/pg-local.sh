@@ -2,7 +2,8 @@
 # A private PostgreSQL cluster for local runs and tests, listening on loopback only.
 #
 #   tools/pg-local.sh start DIR PORT   create (first time) and start the cluster in DIR; prints
-#                                      its URL, database "xtrace", user "postgres", trust auth
+#                                      its URL, database "xtrace", user "postgres", trust auth;
+#                                      PORT "auto" takes the first free port from 55432 up
 #   tools/pg-local.sh stop DIR         stop it (fast shutdown)
 #   tools/pg-local.sh url DIR          print the URL of a cluster started earlier
 #
@@ -21,6 +22,11 @@ as_owner() {
 case "$cmd" in
   start)
     port=${3:?missing PORT}
+    if [[ "$port" == auto ]]; then
+      for candidate in $(seq 55432 55999); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
+      done
+    fi
     mkdir -p "$dir"
     if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$dir"; fi
     chmod 700 "$dir"
@@ -28,7 +34,9 @@ case "$cmd" in
       as_owner "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 \
         --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    if ! as_owner "$pg_bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    if as_owner "$pg_bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      port=$(cat "$dir/port")  # already running: keep the port it was started on
+    else
       as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
         -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200" >/dev/null \
         || { tail -n 20 "$dir/server.log" >&2; exit 1; }

@@ -1,0 +1,222 @@
+// The real xtrace-server binary over loopback, against a real PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "support/http_client.hpp"
+#include "support/pg.hpp"
+#include "support/server_process.hpp"
+
+namespace xtrace {
+namespace {
+
+using testing::Http;
+using testing::HttpResult;
+
+constexpr char kToken[] = "e2e-token";
+constexpr char kTrace[] = "7d0c8a9e-1111-4222-8333-444455556666";
+const std::map<std::string, std::string> kAuthJson = {
+    {"Authorization", std::string("Bearer ") + kToken}, {"Content-Type", "application/json"}};
+const std::map<std::string, std::string> kAuth = {
+    {"Authorization", std::string("Bearer ") + kToken}};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  std::map<std::string, std::string> Env() const {
+    return {{"DATABASE_URL", db_.url()},
+            {"API_BEARER_TOKEN", kToken},
+            {"XTRACE_PUBLIC_KEY", "pk-e2e"},
+            {"XTRACE_SECRET_KEY", "sk-e2e"},
+            {"XTRACE_WAL_DIR", wal_dir_.path() + "/wal"},
+            {"XTRACE_MAX_REQUEST_BODY_BYTES", "65536"},
+            {"XTRACE_LOG_LEVEL", "debug"}};
+  }
+  void SetUp() override {
+    server_ = std::make_unique<testing::ServerProcess>(Env());
+    ASSERT_TRUE(server_->Start()) << server_->Log();
+  }
+  void TearDown() override {
+    if (HasFailure() && server_) std::cerr << "---- server log ----\n" << server_->Log();
+  }
+
+  HttpResult Get(const std::string& target) {
+    return Http(server_->port(), "GET", target, "", kAuth);
+  }
+  HttpResult PostBatch(const std::string& body) {
+    return Http(server_->port(), "POST", "/v1/l/batch", body, kAuthJson);
+  }
+  // Polls the detail route until the projector has written the trace.
+  HttpResult WaitForTrace(const std::string& id) {
+    HttpResult r;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = Get("/api/public/traces/" + id);
+      if (r.status == 200) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return r;
+  }
+
+  testing::TestDatabase db_;
+  testing::TempDir wal_dir_;
+  std::unique_ptr<testing::ServerProcess> server_;
+};
+
+const std::string kBatch = std::string(R"({"trace":{"id":")") + kTrace +
+                           R"(","name":"chat","userId":"alice","sessionId":"sess-001",
+  "tags":["prod"],"metadata":{"turn_id":"t1"},"timestamp":"2026-01-01T00:00:00Z"},
+  "observations":[{"id":"00000000-0000-0000-0000-000000000002","traceId":")" +
+                           kTrace + R"(","type":"GENERATION","name":"chat",
+  "model":"gpt-4o-mini","startTime":"2026-01-01T00:00:00Z","endTime":"2026-01-01T00:00:01Z",
+  "promptTokens":12,"completionTokens":30,"totalTokens":42,"input":[{"role":"user","content":"hi"}],
+  "output":"hello"}]})";
+
+TEST_F(ServerTest, HealthAndReadiness) {
+  auto health = Http(server_->port(), "GET", "/healthz");
+  EXPECT_EQ(health.status, 200);
+  auto ready = Http(server_->port(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(boost::json::parse(ready.body).at("status"), "ready");
+  EXPECT_EQ(Http(server_->port(), "HEAD", "/healthz").status, 200);
+}
+
+TEST_F(ServerTest, BatchIngestThenListAndDetail) {
+  auto ack = PostBatch(kBatch);
+  ASSERT_EQ(ack.status, 200) << ack.body;
+  EXPECT_EQ(ack.body, R"({"message":"Request Successful."})");
+
+  auto detail = WaitForTrace(kTrace);
+  ASSERT_EQ(detail.status, 200) << detail.body;
+  auto d = boost::json::parse(detail.body).as_object();
+  EXPECT_EQ(d["name"], "chat");
+  EXPECT_EQ(d["timestamp"], "2026-01-01T00:00:00Z");
+  EXPECT_EQ(d["htmlPath"].as_string(), std::string("/project/default/traces/") + kTrace);
+  ASSERT_EQ(d["observations"].as_array().size(), 1u);
+  const auto& obs = d["observations"].as_array()[0].as_object();
+  EXPECT_EQ(obs.at("model"), "gpt-4o-mini");
+  EXPECT_EQ(obs.at("usage").at("total").as_int64(), 42);
+  EXPECT_EQ(obs.at("output"), "hello");
+
+  auto list = Get("/api/public/traces?userId=alice&limit=10");
+  ASSERT_EQ(list.status, 200);
+  auto l = boost::json::parse(list.body).as_object();
+  ASSERT_EQ(l["data"].as_array().size(), 1u);
+  EXPECT_EQ(l["data"].as_array()[0].at("sessionId"), "sess-001");
+  EXPECT_EQ(l["data"].as_array()[0].at("observations").as_array().size(), 1u);
+  EXPECT_EQ(l["meta"].at("totalItems").as_int64(), 1);
+  EXPECT_EQ(boost::json::parse(Get("/api/public/traces?sessionId=other").body)
+                .at("data")
+                .as_array()
+                .size(),
+            0u);
+  EXPECT_EQ(Get("/api/public/traces/99999999-1111-4222-8333-444455556666").status, 404);
+  EXPECT_EQ(Get("/api/public/traces/not-a-uuid").status, 400);
+  EXPECT_EQ(Get("/api/public/traces?page=abc").status, 400);
+}
+
+TEST_F(ServerTest, BasicAuthWorksAndBadCredentialsGet401Json) {
+  // base64("pk-e2e:sk-e2e")
+  auto ok = Http(server_->port(), "GET", "/api/public/traces", "",
+                 {{"Authorization", "Basic cGstZTJlOnNrLWUyZQ=="}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  for (const std::map<std::string, std::string>& headers :
+       {std::map<std::string, std::string>{},
+        {{"Authorization", "Bearer wrong"}},
+        {{"Authorization", "Basic cGstZTJlOndyb25n"}}}) {
+    auto r = Http(server_->port(), "GET", "/api/public/traces", "", headers);
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(r.body, R"({"message":"Unauthorized","code":"UNAUTHORIZED"})");
+  }
+  auto write =
+      Http(server_->port(), "POST", "/v1/l/batch", "{}", {{"Content-Type", "application/json"}});
+  EXPECT_EQ(write.status, 401);
+}
+
+TEST_F(ServerTest, BadInputIsRejectedWithJsonAndWritesNothing) {
+  auto expect_error = [&](const HttpResult& r, int status, const std::string& code,
+                          const std::string& field = "") {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto body = boost::json::parse(r.body).as_object();
+    EXPECT_EQ(body["code"], code.c_str());
+    EXPECT_TRUE(body["message"].is_string());
+    if (!field.empty()) EXPECT_EQ(body["field"], field.c_str());
+  };
+  expect_error(PostBatch("{not json"), 400, "BAD_REQUEST");
+  expect_error(PostBatch(R"({"observations":[{"id":")" + std::string(kTrace) + R"(","traceId":")" +
+                         kTrace + R"("},{"id":")" + kTrace + R"("}]})"),
+               422, "UNPROCESSABLE_ENTITY", "observations[1].traceId");
+  expect_error(PostBatch(R"({"trace":{"id":")" + std::string(kTrace) + R"(","tags":"x"}})"), 422,
+               "UNPROCESSABLE_ENTITY", "trace.tags");
+  expect_error(
+      Http(server_->port(), "POST", "/v1/l/batch", "{}",
+           {{"Authorization", std::string("Bearer ") + kToken}, {"Content-Type", "text/plain"}}),
+      415, "UNSUPPORTED_MEDIA_TYPE");
+  expect_error(PostBatch(std::string(70000, ' ') + "{}"), 413, "PAYLOAD_TOO_LARGE");
+  expect_error(Http(server_->port(), "GET", "/no/such/route"), 404, "NOT_FOUND");
+  expect_error(Http(server_->port(), "DELETE", "/v1/l/batch", "", kAuth), 405,
+               "METHOD_NOT_ALLOWED");
+
+  // Nothing was appended: the WAL is still empty, and the server is healthy.
+  auto ready = boost::json::parse(Http(server_->port(), "GET", "/readyz").body);
+  EXPECT_EQ(ready.at("wal").at("lastSequence").as_int64(), 0);
+  EXPECT_EQ(PostBatch("{}").status, 200);
+}
+
+TEST_F(ServerTest, AcknowledgedDataSurvivesARestart) {
+  ASSERT_EQ(PostBatch(kBatch).status, 200);
+  ASSERT_EQ(WaitForTrace(kTrace).status, 200);
+  EXPECT_EQ(server_->Stop(), 0) << "graceful stop should exit 0";
+
+  // Acknowledged while the server is stopped? No: ingest a second trace right before a kill -9.
+  server_ = std::make_unique<testing::ServerProcess>(Env());
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  EXPECT_EQ(WaitForTrace(kTrace).status, 200);
+  const std::string second = "8d0c8a9e-1111-4222-8333-444455556666";
+  ASSERT_EQ(PostBatch(R"({"trace":{"id":")" + second + R"(","name":"after-restart"}})").status,
+            200);
+  server_->Kill();
+
+  server_ = std::make_unique<testing::ServerProcess>(Env());
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  auto r = WaitForTrace(second);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(boost::json::parse(r.body).at("name"), "after-restart");
+  auto list = boost::json::parse(Get("/api/public/traces").body);
+  EXPECT_EQ(list.at("meta").at("totalItems").as_int64(), 2);
+}
+
+TEST_F(ServerTest, IngestKeepsAcknowledgingWhileTheDatabaseIsUnreachable) {
+  // A second server whose database URL points at a closed port: writes must still be accepted
+  // (they wait in the WAL) and readiness stays 200 while reporting PostgreSQL down.
+  auto env = Env();
+  env["DATABASE_URL"] =
+      "postgresql://postgres@127.0.0.1:" + std::to_string(testing::FreePort()) + "/nowhere";
+  env["XTRACE_WAL_DIR"] = wal_dir_.path() + "/wal-offline";
+  testing::ServerProcess offline(env);
+  ASSERT_TRUE(offline.Start()) << offline.Log();
+  auto ack = Http(offline.port(), "POST", "/v1/l/batch", kBatch, kAuthJson);
+  EXPECT_EQ(ack.status, 200) << ack.body;
+  auto ready = Http(offline.port(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  auto body = boost::json::parse(ready.body);
+  EXPECT_EQ(body.at("postgres"), "down");
+  EXPECT_EQ(body.at("projector").at("lagRecords").as_int64(), 1);
+  // Reads need the database: a clean 503 with Retry-After, not a hang or a 500.
+  auto read = Http(offline.port(), "GET", "/api/public/traces", "", kAuth);
+  EXPECT_EQ(read.status, 503) << read.body;
+  EXPECT_EQ(read.headers["Retry-After"], "1");
+}
+
+TEST(ServerBinary, BadConfigurationExitsNonZeroNamingTheVariable) {
+  testing::ServerProcess bad({{"DATABASE_URL", "postgresql://x@127.0.0.1/db"},
+                              {"API_BEARER_TOKEN", "t"},
+                              {"RATE_LIMIT_QPS", "0"}});
+  EXPECT_FALSE(bad.Start());
+  EXPECT_NE(bad.Log().find("RATE_LIMIT_QPS"), std::string::npos) << bad.Log();
+}
+
+}  // namespace
+}  // namespace xtrace

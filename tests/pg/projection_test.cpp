@@ -1,0 +1,231 @@
+// The projector and the query service against a real PostgreSQL (a fresh database per test).
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "ingest/batch.hpp"
+#include "projector/migrator.hpp"
+#include "projector/projector.hpp"
+#include "query/traces.hpp"
+#include "schema/codec.hpp"
+#include "schema/migrations.hpp"
+#include "support/pg.hpp"
+#include "support/server_process.hpp"
+
+namespace xtrace {
+namespace {
+
+using testing::TempDir;
+using testing::TestDatabase;
+
+constexpr char kTrace[] = "7d0c8a9e-1111-4222-8333-444455556666";
+constexpr char kObs1[] = "00000000-0000-0000-0000-000000000001";
+
+TEST(Migrations, ApplyOnceEvenWhenRunTwiceAndConcurrently) {
+  TestDatabase db;
+  std::vector<std::future<void>> runs;
+  for (int i = 0; i < 3; ++i) {
+    runs.push_back(std::async(std::launch::async, [&] {
+      pqxx::connection conn(db.url());
+      projector::ApplyMigrations(conn);
+    }));
+  }
+  for (auto& r : runs) r.get();
+  pqxx::connection conn(db.url());
+  projector::ApplyMigrations(conn);  // and once more, on an up-to-date database
+  pqxx::work txn(conn);
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM schema_migrations")[0].as<size_t>(),
+            schema::Migrations().size());
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM traces")[0].as<int>(), 0);
+}
+
+// A WAL plus a running projector; Ingest() appends a batch body as the server would.
+class ProjectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    wal::Options options;
+    options.dir = dir_.path();
+    log_ = std::move(*wal::Log::Open(options));
+    projector::Options popts;
+    popts.database_url = db_.url();
+    projector_ = std::make_unique<projector::Projector>(*log_, popts);
+    projector_->Start();
+  }
+  void TearDown() override {
+    projector_->Stop();
+    log_->Close();
+  }
+
+  void Ingest(const std::string& body, int64_t received_us = 1767225600000000) {
+    ingest::IngestContext ctx;
+    ctx.received_at = common::TimePoint(common::Micros(received_us));
+    auto record = ingest::ParseTraceBatch(body, ctx);
+    ASSERT_TRUE(record.has_value()) << record.error().message;
+    std::promise<void> done;
+    log_->Append(schema::EncodeRecord(*record), [&](common::Result<uint64_t> r) {
+      EXPECT_TRUE(r.has_value());
+      done.set_value();
+    });
+    done.get_future().get();
+  }
+
+  // Waits until everything appended so far is projected.
+  void WaitProjected() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (projector_->status().projected_seq < log_->LastSequence()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "projector did not catch up";
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  pqxx::row TraceRow(const std::string& columns) {
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    txn.exec0("SET TIME ZONE 'UTC'");
+    return txn.exec_params1("SELECT " + columns + " FROM traces WHERE id = $1::uuid", kTrace);
+  }
+
+  TempDir dir_;
+  TestDatabase db_;
+  std::unique_ptr<wal::Log> log_;
+  std::unique_ptr<projector::Projector> projector_;
+};
+
+std::string TraceBody(const std::string& fields) {
+  return std::string(R"({"trace":{"id":")") + kTrace + "\"" + fields + "}}";
+}
+
+TEST_F(ProjectionTest, PartialUpdatesMergeInsteadOfOverwriting) {
+  Ingest(TraceBody(R"(,"timestamp":"2026-01-01T00:00:00Z","name":"chat","userId":"alice",
+                   "tags":["b","a"],"metadata":{"x":{"y":1,"z":2},"keep":true},"input":"q")"));
+  // xtrace's client sends every unset field as null: nulls must keep stored values.
+  Ingest(TraceBody(R"(,"timestamp":"2026-02-02T00:00:00Z","name":null,"userId":null,
+                   "tags":["c","a"],"metadata":{"x":{"z":3}},"input":null,"output":"a")"));
+  WaitProjected();
+  const auto row = TraceRow(
+      R"(name, user_id, tags::text, metadata::text, input::text, output::text,
+         to_char("timestamp", 'YYYY-MM-DD'))");
+  EXPECT_EQ(row[0].as<std::string>(), "chat");
+  EXPECT_EQ(row[1].as<std::string>(), "alice");
+  EXPECT_EQ(row[2].as<std::string>(), "{a,b,c}");
+  EXPECT_EQ(boost::json::parse(row[3].c_str()),
+            boost::json::parse(R"({"x":{"y":1,"z":3},"keep":true})"));
+  EXPECT_EQ(row[4].as<std::string>(), R"("q")");
+  EXPECT_EQ(row[5].as<std::string>(), R"("a")");
+  EXPECT_EQ(row[6].as<std::string>(), "2026-01-01");  // the first timestamp stays
+}
+
+TEST_F(ProjectionTest, ObservationBeforeTraceCreatesPlaceholderThatTheTraceFillsIn) {
+  Ingest(std::string(R"({"observations":[{"id":")") + kObs1 + R"(","traceId":")" + kTrace +
+         R"(","startTime":"2025-06-01T00:00:00Z","environment":"prod"}]})");
+  WaitProjected();
+  EXPECT_TRUE(TraceRow("placeholder")[0].as<bool>());
+  Ingest(TraceBody(R"(,"timestamp":"2026-01-01T00:00:00Z","name":"late","environment":"staging")"));
+  WaitProjected();
+  const auto row =
+      TraceRow(R"(placeholder, name, environment, to_char("timestamp", 'YYYY-MM-DD'))");
+  EXPECT_FALSE(row[0].as<bool>());
+  EXPECT_EQ(row[1].as<std::string>(), "late");
+  EXPECT_EQ(row[2].as<std::string>(), "staging");
+  EXPECT_EQ(row[3].as<std::string>(), "2026-01-01");
+}
+
+TEST_F(ProjectionTest, ReplayingTheSameRecordsChangesNothing) {
+  const std::string body = TraceBody(R"(,"name":"n","tags":["t"],"metadata":{"a":[1,2]})");
+  Ingest(body);
+  WaitProjected();
+  const std::string columns = "name, tags::text, metadata::text, \"timestamp\"::text";
+  const auto before = TraceRow(columns);
+  Ingest(body);
+  Ingest(body);
+  WaitProjected();
+  const auto after = TraceRow(columns);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(before[i].as<std::string>(), after[i].as<std::string>());
+}
+
+TEST_F(ProjectionTest, CursorMovesWithTheRowsAndSurvivesRestart) {
+  Ingest(TraceBody(R"(,"name":"one")"));
+  WaitProjected();
+  projector_->Stop();
+  Ingest(TraceBody(R"(,"name":"two")"));  // appended while no projector runs
+  {
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    EXPECT_EQ(txn.exec1("SELECT seq FROM projector_cursors")[0].as<uint64_t>(), 1u);
+  }
+  projector::Options popts;
+  popts.database_url = db_.url();
+  projector_ = std::make_unique<projector::Projector>(*log_, popts);
+  projector_->Start();
+  WaitProjected();
+  EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "two");
+  pqxx::connection conn(db_.url());
+  pqxx::work txn(conn);
+  EXPECT_EQ(txn.exec1("SELECT seq FROM projector_cursors")[0].as<uint64_t>(), 2u);
+}
+
+TEST_F(ProjectionTest, ARecordPostgresRejectsDoesNotStallItsNeighbours) {
+  Ingest(TraceBody(R"(,"name":"before")"));
+  // JSONB cannot hold \u0000: PostgreSQL rejects this record.
+  Ingest(
+      std::string(R"({"trace":{"id":"11111111-1111-4111-8111-111111111111","input":"a\u0000b"}})"));
+  Ingest(TraceBody(R"(,"name":"after")"));
+  WaitProjected();
+  EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "after");
+  EXPECT_EQ(projector_->status().skipped_records, 1u);
+}
+
+TEST_F(ProjectionTest, QueriesReadTheProjection) {
+  Ingest(TraceBody(R"(,"timestamp":"2026-01-01T00:00:00Z","name":"chat","userId":"alice",
+                   "sessionId":"s1","tags":["prod","x"],"environment":"prod")"));
+  Ingest(
+      std::string(
+          R"({"trace":{"id":"22222222-2222-4222-8222-222222222222","timestamp":"2026-01-02T00:00:00Z","userId":"bob","tags":["prod"]},
+      "observations":[{"id":")") +
+      kObs1 + R"(","traceId":"22222222-2222-4222-8222-222222222222",
+      "startTime":"2026-01-02T00:00:00Z","promptTokens":3,"completionTokens":4,"totalTokens":7,
+      "promptVersion":"5","calculatedTotalCost":0.5}]})");
+  WaitProjected();
+  query::ConnectionPool pool(
+      {db_.url(), 2, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
+  query::TraceQueries traces(pool, "default");
+  const auto list = [&](const char* query) {
+    auto r = traces.List({"/api/public/traces", query, "", ""});
+    EXPECT_TRUE(r.has_value());
+    return boost::json::parse(r ? r->body : "{}").as_object();
+  };
+  auto all = list("");
+  EXPECT_EQ(all["meta"].at("totalItems").as_int64(), 2);
+  EXPECT_EQ(all["data"].as_array()[0].at("userId"), "bob");  // newest first
+  EXPECT_EQ(list("userId=alice")["data"].as_array().size(), 1u);
+  EXPECT_EQ(list("sessionId=s1")["data"].as_array().size(), 1u);
+  EXPECT_EQ(list("tags=prod&tags=x")["data"].as_array().size(), 1u);
+  EXPECT_EQ(list("tags=prod")["data"].as_array().size(), 2u);
+  EXPECT_EQ(list("environment=prod&environment=qa")["data"].as_array().size(), 1u);
+  EXPECT_EQ(list("name=nope")["data"].as_array().size(), 0u);
+  auto page2 = list("limit=1&page=2");
+  EXPECT_EQ(page2["data"].as_array()[0].at("userId"), "alice");
+  EXPECT_EQ(page2["meta"].at("totalPages").as_int64(), 2);
+
+  auto detail = traces.Get("22222222-2222-4222-8222-222222222222");
+  ASSERT_TRUE(detail.has_value());
+  auto d = boost::json::parse(detail->body).as_object();
+  const auto& obs = d["observations"].as_array()[0].as_object();
+  EXPECT_EQ(obs.at("promptVersion").as_int64(), 5);
+  EXPECT_EQ(obs.at("usage").at("total").as_int64(), 7);
+  EXPECT_EQ(obs.at("costDetails").at("total").as_double(), 0.5);
+  EXPECT_EQ(obs.at("level"), "DEFAULT");
+
+  auto missing = traces.Get("99999999-2222-4222-8222-222222222222");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, common::ErrorCode::kNotFound);
+  EXPECT_EQ(traces.Get("not-a-uuid").error().code, common::ErrorCode::kBadParameter);
+}
+
+}  // namespace
+}  // namespace xtrace

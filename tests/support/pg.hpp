@@ -1,0 +1,28 @@
+#pragma once
+// Throwaway databases on the test cluster that the ctest fixture `pg_cluster` starts
+// (tools/pg-local.sh, directory in XTRACE_TEST_PG_DIR). Each TestDatabase is a fresh database,
+// dropped when the object goes away.
+
+#include <string>
+
+namespace xtrace::testing {
+
+// postgresql://… of the cluster's maintenance database; fails the test when there is none.
+std::string ClusterUrl(const std::string& database);
+
+class TestDatabase {
+ public:
+  TestDatabase();
+  ~TestDatabase();
+  TestDatabase(const TestDatabase&) = delete;
+  TestDatabase& operator=(const TestDatabase&) = delete;
+
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::string url_;
+};
+
+}  // namespace xtrace::testing

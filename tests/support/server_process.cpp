@@ -1,0 +1,106 @@
+#include "support/server_process.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "support/http_client.hpp"
+
+namespace xtrace::testing {
+
+std::string ServerBinary() {
+  const char* bin = std::getenv("XTRACE_SERVER_BIN");
+  return bin != nullptr ? bin : XTRACE_SERVER_BIN_DEFAULT;
+}
+
+ServerProcess::ServerProcess(std::map<std::string, std::string> env) : env_(std::move(env)) {
+  char tmpl[] = "/tmp/xtrace-server-log-XXXXXX";
+  const int fd = mkstemp(tmpl);
+  if (fd >= 0) close(fd);
+  log_path_ = tmpl;
+}
+
+ServerProcess::~ServerProcess() {
+  Kill();
+  std::filesystem::remove(log_path_);
+}
+
+bool ServerProcess::Start() {
+  port_ = FreePort();
+  std::map<std::string, std::string> env = env_;
+  env["BIND_ADDR"] = "127.0.0.1:" + std::to_string(port_);
+  env["PATH"] = "/usr/bin:/bin";
+  std::vector<std::string> storage;
+  for (const auto& [k, v] : env) storage.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  const std::string bin = ServerBinary();
+
+  pid_ = fork();
+  if (pid_ == 0) {
+    FILE* log = std::fopen(log_path_.c_str(), "a");
+    if (log != nullptr) {
+      dup2(fileno(log), STDOUT_FILENO);
+      dup2(fileno(log), STDERR_FILENO);
+    }
+    char* argv[] = {const_cast<char*>(bin.c_str()), nullptr};
+    execve(bin.c_str(), argv, envp.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    if (Http(port_, "GET", "/healthz").status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string ServerProcess::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/xtrace-test-XXXXXX";
+  path_ = mkdtemp(tmpl);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace xtrace::testing

@@ -1,0 +1,196 @@
+#include <gtest/gtest.h>
+
+#include "ingest/batch.hpp"
+#include "ingest/ingestor.hpp"
+#include "schema/codec.hpp"
+
+namespace xtrace::ingest {
+namespace {
+
+using common::ErrorCode;
+
+const IngestContext kCtx{"default", "default", common::TimePoint(common::Micros(42))};
+
+constexpr char kTraceId[] = "7d0c8a9e-1111-4222-8333-444455556666";
+
+common::Error ErrorOf(std::string_view body) {
+  auto r = ParseTraceBatch(body, kCtx);
+  EXPECT_FALSE(r.has_value()) << body;
+  return r ? common::Error{} : r.error();
+}
+
+TEST(TraceBatch, ParsesEveryReferenceField) {
+  const std::string body = std::string(R"({"trace":{"id":")") + kTraceId + R"(",
+    "timestamp":"2026-01-01T00:00:00Z","name":"chat","input":{"q":1},"output":"hi",
+    "metadata":{"turn_id":"t1"},"session_id":"s1","release":"r","version":"v","userId":"alice",
+    "tags":["prod","x"],"public":true,"environment":"staging","externalId":"e","bookmarked":false,
+    "latency":1.5,"totalCost":0.25,"projectId":"p2","unknownKey":1},
+    "observations":[{"id":"00000000-0000-0000-0000-000000000002","traceId":")" +
+                           kTraceId + R"(",
+    "type":"SPAN","name":"step","startTime":"2026-01-01T00:00:00Z","endTime":"2026-01-01T00:00:01Z",
+    "completionStartTime":"2026-01-01T00:00:00.5Z","model":"m","modelParameters":{"t":0.1},
+    "input":[1],"output":null,"usage":{"input":3},"metadata":{},"level":"DEBUG",
+    "statusMessage":"ok","parentObservationId":"00000000-0000-0000-0000-000000000001",
+    "promptId":"pi","promptName":"pn","promptVersion":"7","modelId":"mi","inputPrice":1,
+    "outputPrice":2,"totalPrice":3,"calculatedInputCost":4,"calculatedOutputCost":5,
+    "calculatedTotalCost":6,"latency":1,"timeToFirstToken":0.5,"completionTokens":5,
+    "promptTokens":3,"totalTokens":8,"unit":"TOKENS","environment":"e2","projectId":"p3"}]})";
+  auto r = ParseTraceBatch(body, kCtx);
+  ASSERT_TRUE(r.has_value()) << r.error().field << ": " << r.error().message;
+  const auto& b = std::get<schema::TraceBatch>(r->events);
+  ASSERT_TRUE(b.trace.has_value());
+  EXPECT_EQ(b.trace->id.ToString(), kTraceId);
+  EXPECT_EQ(b.trace->session_id, "s1");
+  EXPECT_EQ(b.trace->user_id, "alice");
+  EXPECT_EQ(b.trace->input_json, R"({"q":1})");
+  EXPECT_EQ(b.trace->output_json, R"("hi")");
+  EXPECT_EQ(b.trace->tags, (std::vector<std::string>{"prod", "x"}));
+  EXPECT_EQ(b.trace->is_public, true);
+  EXPECT_EQ(b.trace->bookmarked, false);
+  EXPECT_EQ(b.trace->project_id, "p2");
+  EXPECT_EQ(b.trace->environment, "staging");
+  ASSERT_EQ(b.observations.size(), 1u);
+  const auto& o = b.observations[0];
+  EXPECT_EQ(o.type, "SPAN");
+  EXPECT_FALSE(o.output_json.has_value());  // null is absent
+  EXPECT_EQ(o.prompt_version, "7");
+  EXPECT_EQ(o.total_tokens, 8);
+  EXPECT_EQ(o.time_to_first_token, 0.5);
+  EXPECT_EQ(o.parent_observation_id->ToString(), "00000000-0000-0000-0000-000000000001");
+  EXPECT_EQ(r->received_at, kCtx.received_at);
+  EXPECT_EQ(r->project_id, "default");
+}
+
+TEST(TraceBatch, AcceptsEmptyObjectAndNulls) {
+  auto r = ParseTraceBatch(R"({})", kCtx);
+  ASSERT_TRUE(r.has_value());
+  r = ParseTraceBatch(R"({"trace":null,"observations":null})", kCtx);
+  ASSERT_TRUE(r.has_value());
+  const auto& b = std::get<schema::TraceBatch>(r->events);
+  EXPECT_FALSE(b.trace.has_value());
+  EXPECT_TRUE(b.observations.empty());
+}
+
+TEST(TraceBatch, NullFieldsAreAbsentSoTheyKeepStoredValues) {
+  auto r = ParseTraceBatch(std::string(R"({"trace":{"id":")") + kTraceId +
+                               R"(","name":null,"tags":null,"metadata":null,"sessionId":null}})",
+                           kCtx);
+  ASSERT_TRUE(r.has_value());
+  const auto& t = *std::get<schema::TraceBatch>(r->events).trace;
+  EXPECT_FALSE(t.name || t.tags || t.metadata_json || t.session_id);
+}
+
+TEST(TraceBatch, IntegerPromptVersionAndIntegralTokenFloatsAreAccepted) {
+  auto r =
+      ParseTraceBatch(std::string(R"({"observations":[{"id":")") + kTraceId + R"(","traceId":")" +
+                          kTraceId + R"(","promptVersion":3,"totalTokens":12.0}]})",
+                      kCtx);
+  ASSERT_TRUE(r.has_value());
+  const auto& o = std::get<schema::TraceBatch>(r->events).observations[0];
+  EXPECT_EQ(o.prompt_version, "3");
+  EXPECT_EQ(o.total_tokens, 12);
+}
+
+TEST(TraceBatch, MalformedJsonIsA400Kind) {
+  EXPECT_EQ(ErrorOf("{").code, ErrorCode::kMalformedJson);
+  EXPECT_EQ(ErrorOf("").code, ErrorCode::kMalformedJson);
+  EXPECT_EQ(ErrorOf(R"({"trace":})").code, ErrorCode::kMalformedJson);
+  // Nesting beyond the parser's depth limit is rejected, not recursed into.
+  EXPECT_EQ(ErrorOf(std::string(100, '[') + std::string(100, ']')).code, ErrorCode::kMalformedJson);
+}
+
+TEST(TraceBatch, WrongShapesNameTheField) {
+  const std::string id = kTraceId;
+  const struct {
+    std::string body;
+    std::string field;
+  } cases[] = {
+      {"[]", ""},
+      {R"({"trace":[]})", "trace"},
+      {R"({"trace":{}})", "trace.id"},
+      {R"({"trace":{"id":"nope"}})", "trace.id"},
+      {R"({"trace":{"id":")" + id + R"(","timestamp":"2026-01-01"}})", "trace.timestamp"},
+      {R"({"trace":{"id":")" + id + R"(","tags":["a",1]}})", "trace.tags[1]"},
+      {R"({"trace":{"id":")" + id + R"(","public":"yes"}})", "trace.public"},
+      {R"({"trace":{"id":")" + id + R"(","latency":"1"}})", "trace.latency"},
+      {R"({"observations":{}})", "observations"},
+      {R"({"observations":[1]})", "observations[0]"},
+      {R"({"observations":[{"id":")" + id + R"(","traceId":")" + id + R"("},{"id":")" + id +
+           R"("}]})",
+       "observations[1].traceId"},
+      {R"({"observations":[{"id":")" + id + R"(","traceId":")" + id +
+           R"(","completionTokens":1.5}]})",
+       "observations[0].completionTokens"},
+      {R"({"observations":[{"id":")" + id + R"(","traceId":")" + id + R"(","promptVersion":1.5}]})",
+       "observations[0].promptVersion"},
+  };
+  for (const auto& c : cases) {
+    const auto e = ErrorOf(c.body);
+    EXPECT_EQ(e.code, ErrorCode::kInvalidField) << c.body;
+    EXPECT_EQ(e.field, c.field) << c.body;
+  }
+}
+
+TEST(ContentType, AcceptsJsonVariantsOnly) {
+  EXPECT_TRUE(IsJsonContentType("application/json"));
+  EXPECT_TRUE(IsJsonContentType("Application/JSON; charset=utf-8"));
+  EXPECT_TRUE(IsJsonContentType("application/vnd.api+json"));
+  EXPECT_FALSE(IsJsonContentType(""));
+  EXPECT_FALSE(IsJsonContentType("text/plain"));
+  EXPECT_FALSE(IsJsonContentType("application/x-www-form-urlencoded"));
+}
+
+// A fake log: records appends and completes them as told.
+class FakeAppender : public wal::Appender {
+ public:
+  void Append(std::string record, wal::AppendCallback done) override {
+    records.push_back(std::move(record));
+    if (fail) {
+      done(common::Error::Unavailable("disk on fire"));
+    } else {
+      done(static_cast<uint64_t>(records.size()));
+    }
+  }
+  std::vector<std::string> records;
+  bool fail = false;
+};
+
+common::Result<common::ApiResponse> Submit(Ingestor& ingestor, std::string_view content_type,
+                                           std::string_view body) {
+  std::optional<common::Result<common::ApiResponse>> out;
+  ingestor.TraceBatch({"/v1/l/batch", "", content_type, body},
+                      [&](common::Result<common::ApiResponse> r) { out = std::move(r); });
+  EXPECT_TRUE(out.has_value()) << "respond was not called";
+  return out.value_or(common::Error::Internal("no response"));
+}
+
+TEST(Ingestor, AcknowledgesOnlyAfterTheAppendSucceeded) {
+  FakeAppender wal;
+  Ingestor ingestor(wal, "proj");
+  const std::string body = std::string(R"({"trace":{"id":")") + kTraceId + R"("}})";
+  auto ok = Submit(ingestor, "application/json", body);
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->body, R"({"message":"Request Successful."})");
+  ASSERT_EQ(wal.records.size(), 1u);
+  const auto decoded = schema::DecodeRecord(wal.records[0]);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->project_id, "proj");
+
+  wal.fail = true;
+  auto failed = Submit(ingestor, "application/json", body);
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, ErrorCode::kUnavailable);
+}
+
+TEST(Ingestor, InvalidInputAppendsNothing) {
+  FakeAppender wal;
+  Ingestor ingestor(wal, "proj");
+  EXPECT_EQ(Submit(ingestor, "text/plain", "{}").error().code, ErrorCode::kUnsupportedMediaType);
+  EXPECT_EQ(Submit(ingestor, "application/json", "{").error().code, ErrorCode::kMalformedJson);
+  EXPECT_EQ(Submit(ingestor, "application/json", R"({"trace":{}})").error().code,
+            ErrorCode::kInvalidField);
+  EXPECT_TRUE(wal.records.empty());
+}
+
+}  // namespace
+}  // namespace xtrace::ingest

@@ -1,0 +1,106 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <memory>
+
+#include "schema/codec.hpp"
+
+namespace xtrace::schema {
+namespace {
+
+Uuid Id(const char* s) {
+  return *Uuid::Parse(s);
+}
+
+WalRecord FullTraceRecord() {
+  WalRecord r;
+  r.received_at = TimePoint(common::Micros(1767225600123456));
+  r.project_id = "proj";
+  r.environment = "default";
+  TraceBatch b;
+  TraceEvent t;
+  t.id = Id("7d0c8a9e-1111-4222-8333-444455556666");
+  t.timestamp = TimePoint(common::Micros(1767225600000000));
+  t.name = "chat";
+  t.user_id = "";  // present but empty is not absent
+  t.session_id = "s1";
+  t.tags = std::vector<std::string>{"a", "b"};
+  t.metadata_json = R"({"k":[1,2]})";
+  t.is_public = false;  // present false is not absent
+  t.latency = 0.0;
+  b.trace = t;
+  ObservationEvent o;
+  o.id = Id("00000000-0000-0000-0000-000000000002");
+  o.trace_id = t.id;
+  o.type = "SPAN";
+  o.start_time = TimePoint(common::Micros(5));
+  o.parent_observation_id = Id("00000000-0000-0000-0000-000000000001");
+  o.prompt_tokens = 0;
+  o.total_tokens = 1LL << 40;
+  o.calculated_total_cost = 0.25;
+  o.usage_json = R"({"input":1})";
+  o.environment = "prod";
+  b.observations = {
+      o, ObservationEvent{.id = Id("00000000-0000-0000-0000-000000000003"), .trace_id = t.id}};
+  r.events = b;
+  return r;
+}
+
+TEST(Codec, TraceBatchRoundTripsKeepingAbsentDistinctFromZero) {
+  const WalRecord in = FullTraceRecord();
+  const auto out = DecodeRecord(EncodeRecord(in));
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  WalRecord expected = in;
+  expected.format_version = kFormatVersion;
+  EXPECT_EQ(*out, expected);
+  const auto& batch = std::get<TraceBatch>(out->events);
+  EXPECT_TRUE(batch.trace->user_id.has_value());
+  EXPECT_FALSE(batch.trace->release.has_value());
+  EXPECT_FALSE(batch.observations[1].type.has_value());
+  EXPECT_FALSE(batch.observations[1].prompt_tokens.has_value());
+}
+
+TEST(Codec, MetricBatchRoundTrips) {
+  WalRecord in;
+  in.received_at = TimePoint(common::Micros(7));
+  in.project_id = "p";
+  in.environment = "e";
+  in.events = MetricBatch{{MetricPoint{"gpu_util",
+                                       {{"gpu", "0"}, {"host", "a"}},
+                                       0.5,
+                                       TimePoint(common::Micros(1767225600000000))}}};
+  auto out = DecodeRecord(EncodeRecord(in));
+  ASSERT_TRUE(out.has_value());
+  in.format_version = kFormatVersion;
+  EXPECT_EQ(*out, in);
+}
+
+TEST(Codec, DecodesFromUnalignedBuffers) {
+  const std::string bytes = EncodeRecord(FullTraceRecord());
+  auto storage = std::make_unique<char[]>(bytes.size() + 1);
+  std::memcpy(storage.get() + 1, bytes.data(), bytes.size());
+  const auto out = DecodeRecord(std::string_view(storage.get() + 1, bytes.size()));
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  EXPECT_EQ(std::get<TraceBatch>(out->events).observations.size(), 2u);
+}
+
+TEST(Codec, RejectsTruncatedAndGarbageInputWithoutThrowing) {
+  const std::string bytes = EncodeRecord(FullTraceRecord());
+  EXPECT_FALSE(DecodeRecord("").has_value());
+  EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 3)).has_value());
+  EXPECT_FALSE(DecodeRecord(bytes.substr(0, bytes.size() - 8)).has_value());
+  EXPECT_FALSE(DecodeRecord(std::string(64, '\xff')).has_value());
+}
+
+TEST(Codec, RejectsNewerFormatVersion) {
+  std::string bytes = EncodeRecord(FullTraceRecord());
+  // Root struct data section starts after the 8-byte segment table and 8-byte root pointer;
+  // formatVersion is its first 16 bits.
+  bytes[16] = static_cast<char>(kFormatVersion + 1);
+  const auto out = DecodeRecord(bytes);
+  ASSERT_FALSE(out.has_value());
+  EXPECT_NE(out.error().message.find("format version"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace xtrace::schema

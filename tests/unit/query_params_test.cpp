@@ -1,0 +1,75 @@
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include "common/json.hpp"
+#include "query/params.hpp"
+#include "query/traces.hpp"
+
+namespace xtrace::query {
+namespace {
+
+TEST(TraceListParams, DefaultsAndClamping) {
+  auto p = ParseTraceListParams("");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->page, 1);
+  EXPECT_EQ(p->limit, 50);
+  p = ParseTraceListParams("page=0&limit=1000");
+  EXPECT_EQ(p->page, 1);
+  EXPECT_EQ(p->limit, 200);
+  p = ParseTraceListParams("page=-3&limit=0");
+  EXPECT_EQ(p->page, 1);
+  EXPECT_EQ(p->limit, 1);
+}
+
+TEST(TraceListParams, DecodesFiltersAndRepeatedLists) {
+  auto p = ParseTraceListParams(
+      "userId=al%20ice&name=chat+bot&sessionId=s&tags=a&tags=b&environment=prod&environment=dev"
+      "&fromTimestamp=2026-01-01T00:00:00Z&toTimestamp=2026-01-02T00:00:00%2B01:00&ignored=1");
+  ASSERT_TRUE(p.has_value()) << p.error().message;
+  EXPECT_EQ(p->user_id, "al ice");
+  EXPECT_EQ(p->name, "chat bot");
+  EXPECT_EQ(p->tags, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(p->environments, (std::vector<std::string>{"prod", "dev"}));
+  ASSERT_TRUE(p->from && p->to);
+  EXPECT_EQ(p->to->time_since_epoch().count(), 1767308400000000);
+}
+
+TEST(TraceListParams, BadValuesNameTheParameter) {
+  for (auto [query, field] :
+       {std::pair{"page=x", "page"},
+        {"limit=", "limit"},
+        {"page=1&page=2", "page"},
+        {"fromTimestamp=yesterday", "fromTimestamp"},
+        {"toTimestamp=2026-01-01", "toTimestamp"},
+        {"fromTimestamp=2026-01-02T00:00:00Z&toTimestamp=2026-01-01T00:00:00Z", "fromTimestamp"}}) {
+    auto p = ParseTraceListParams(query);
+    ASSERT_FALSE(p.has_value()) << query;
+    EXPECT_EQ(p.error().code, common::ErrorCode::kBadParameter);
+    EXPECT_EQ(p.error().field, field) << query;
+  }
+}
+
+TEST(Json, DoublesPrintAsDecimalFloats) {
+  const auto v = boost::json::parse(R"({"a":0.0,"b":1.0,"c":0.42,"d":-2.5e-7,"e":3,"s":"x\"y"})");
+  EXPECT_EQ(common::SerializeJson(v),
+            R"({"a":0.0,"b":1.0,"c":0.42,"d":-2.5e-07,"e":3,"s":"x\"y"})");
+}
+
+}  // namespace
+}  // namespace xtrace::query
+
+namespace xtrace::query {
+namespace {
+
+// A view into a larger buffer must be read to its end and no further (the server passes views
+// into the request target).
+TEST(QueryParams, ReadsOnlyTheGivenView) {
+  const std::string buffer = "page=2101&x=1";
+  auto p = QueryParams::Parse(std::string_view(buffer).substr(0, 6));
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->Integer("page")->value_or(-1), 2);
+}
+
+}  // namespace
+}  // namespace xtrace::query
