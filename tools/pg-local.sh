@@ -28,7 +28,13 @@ case "$cmd" in
       done
     fi
     mkdir -p "$dir"
-    if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$dir"; fi
+    if [[ $(id -u) -eq 0 ]]; then
+      chown postgres:postgres "$dir"
+      if ! runuser -u postgres -- test -w "$dir"; then
+        echo "pg-local: user postgres cannot reach $dir (a parent directory is not searchable)" >&2
+        exit 1
+      fi
+    fi
     chmod 700 "$dir"
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
       as_owner "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust --encoding=UTF8 \

@@ -142,7 +142,9 @@ TEST_F(ServerTest, BadInputIsRejectedWithJsonAndWritesNothing) {
     auto body = boost::json::parse(r.body).as_object();
     EXPECT_EQ(body["code"], code.c_str());
     EXPECT_TRUE(body["message"].is_string());
-    if (!field.empty()) EXPECT_EQ(body["field"], field.c_str());
+    if (!field.empty()) {
+      EXPECT_EQ(body["field"], field.c_str());
+    }
   };
   expect_error(PostBatch("{not json"), 400, "BAD_REQUEST");
   expect_error(PostBatch(R"({"observations":[{"id":")" + std::string(kTrace) + R"(","traceId":")" +

@@ -40,8 +40,10 @@ WalRecord FullTraceRecord() {
   o.calculated_total_cost = 0.25;
   o.usage_json = R"({"input":1})";
   o.environment = "prod";
-  b.observations = {
-      o, ObservationEvent{.id = Id("00000000-0000-0000-0000-000000000003"), .trace_id = t.id}};
+  ObservationEvent bare;  // only the required ids
+  bare.id = Id("00000000-0000-0000-0000-000000000003");
+  bare.trace_id = t.id;
+  b.observations = {o, bare};
   r.events = b;
   return r;
 }
