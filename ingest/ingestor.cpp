@@ -24,6 +24,12 @@ void Ingestor::TraceBatch(const common::ApiRequest& request, Respond respond) {
     respond(record.error());
     return;
   }
+  // `{}` is valid and changes nothing: acknowledge it without spending an fsync on it.
+  const auto& batch = std::get<schema::TraceBatch>(record->events);
+  if (!batch.trace && batch.observations.empty()) {
+    respond(common::ApiResponse::Json(kAccepted));
+    return;
+  }
   wal_.Append(schema::EncodeRecord(*record),
               [respond = std::move(respond)](common::Result<uint64_t> seq) {
                 if (!seq) {

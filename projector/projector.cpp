@@ -149,10 +149,11 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   for (const auto& e : entries) {
     auto record = schema::DecodeRecord(e.bytes);
     if (!record) {
-      // A record this build cannot decode is skipped, loudly; `xtrace-wal verify` finds them.
-      spdlog::error("projector: WAL record {} undecodable: {}", e.seq, record.error().message);
-      skipped_records_++;
-      continue;
+      // Skipping would lose an acknowledged record for good. The usual cause is a record written
+      // by a newer build (format version): projection halts here, retrying with backoff, until a
+      // build that reads it runs. Ingest is unaffected; the lag shows in /readyz.
+      throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
+                               record.error().message + "); projection halted at this record");
     }
     Fold(txn, *record);
   }

@@ -1,5 +1,6 @@
 #include "server/auth.hpp"
 
+#include <cctype>
 #include <cstdint>
 
 namespace xtrace::server {
@@ -18,6 +19,15 @@ int Base64Value(char c) {
   if (c == '+') return 62;
   if (c == '/') return 63;
   return -1;
+}
+
+// Authentication schemes are case-insensitive (RFC 7235 section 2.1).
+bool HasScheme(std::string_view header, std::string_view scheme) {
+  if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return false;
+  for (size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -59,13 +69,13 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
 AuthResult Authenticate(std::string_view header, const Credentials& creds) {
   header = Trim(header);
   AuthResult result;
-  if (header.starts_with("Bearer ")) {
+  if (HasScheme(header, "bearer")) {
     result.kind = AuthKind::kBearer;
     result.principal = "bearer";
     result.allowed = ConstantTimeEquals(Trim(header.substr(7)), creds.bearer_token);
     return result;
   }
-  if (header.starts_with("Basic ")) {
+  if (HasScheme(header, "basic")) {
     result.kind = AuthKind::kBasic;
     const auto decoded = DecodeBase64(Trim(header.substr(6)));
     if (!decoded) return result;

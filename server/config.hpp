@@ -14,20 +14,20 @@
 namespace xtrace::server {
 
 struct Config {
-  std::string database_url;                           // DATABASE_URL (required)
-  std::string bearer_token;                           // API_BEARER_TOKEN (required, non-empty)
-  std::string bind_host = "127.0.0.1";                // BIND_ADDR host part
-  uint16_t bind_port = 8742;                          // BIND_ADDR port part
-  std::string default_project_id = "default";         // DEFAULT_PROJECT_ID
-  std::optional<std::string> public_key;              // XTRACE_PUBLIC_KEY, else LANGFUSE_PUBLIC_KEY
-  std::optional<std::string> secret_key;              // XTRACE_SECRET_KEY, else LANGFUSE_SECRET_KEY
-  uint32_t rate_limit_qps = 20;                       // RATE_LIMIT_QPS
-  uint32_t rate_limit_burst = 40;                     // RATE_LIMIT_BURST
-  uint64_t max_request_body_bytes = 20u << 20;        // XTRACE_MAX_REQUEST_BODY_BYTES
-  bool allow_unauthenticated_compat = false;          // XTRACE_ALLOW_UNAUTHENTICATED_COMPAT
-  std::string wal_dir = "./data/wal";                 // XTRACE_WAL_DIR
-  unsigned http_threads = 2;                          // XTRACE_HTTP_THREADS
-  unsigned query_threads = 4;                         // XTRACE_QUERY_THREADS (also the pool size)
+  std::string database_url;                     // DATABASE_URL (required)
+  std::string bearer_token;                     // API_BEARER_TOKEN (required, non-empty)
+  std::string bind_host = "127.0.0.1";          // BIND_ADDR host part
+  uint16_t bind_port = 8742;                    // BIND_ADDR port part
+  std::string default_project_id = "default";   // DEFAULT_PROJECT_ID
+  std::optional<std::string> public_key;        // XTRACE_PUBLIC_KEY, else LANGFUSE_PUBLIC_KEY
+  std::optional<std::string> secret_key;        // XTRACE_SECRET_KEY, else LANGFUSE_SECRET_KEY
+  uint32_t rate_limit_qps = 20;                 // RATE_LIMIT_QPS
+  uint32_t rate_limit_burst = 40;               // RATE_LIMIT_BURST
+  uint64_t max_request_body_bytes = 20u << 20;  // XTRACE_MAX_REQUEST_BODY_BYTES
+  bool allow_unauthenticated_compat = false;    // XTRACE_ALLOW_UNAUTHENTICATED_COMPAT
+  std::string wal_dir = "./data/wal";           // XTRACE_WAL_DIR
+  unsigned http_threads = 2;   // XTRACE_HTTP_THREADS (default: hardware threads, at least 2)
+  unsigned query_threads = 4;  // XTRACE_QUERY_THREADS (also the pool size)
   std::chrono::milliseconds read_timeout{30000};      // XTRACE_HTTP_READ_TIMEOUT_MS
   std::chrono::milliseconds statement_timeout{5000};  // XTRACE_QUERY_TIMEOUT_MS
   std::chrono::milliseconds shutdown_grace{10000};    // XTRACE_SHUTDOWN_GRACE_MS

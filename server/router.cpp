@@ -56,13 +56,14 @@ ApiResponse Router::Ready() const {
   // balancer, because the WAL keeps ingest available; the body says how far projection lags.
   const auto st = projector_.status();
   const uint64_t last = log_.LastSequence();
+  const bool accepting = log_.AcceptingWrites();
   boost::json::object body;
-  body["status"] = "ready";
-  body["wal"] = {{"lastSequence", last}};
+  body["status"] = accepting ? "ready" : "not_ready";
+  body["wal"] = {{"acceptingWrites", accepting}, {"lastSequence", last}};
   body["postgres"] = st.database_up ? "up" : "down";
   body["projector"] = {{"projectedSequence", st.projected_seq},
                        {"lagRecords", last > st.projected_seq ? last - st.projected_seq : 0}};
-  return ApiResponse::Json(boost::json::serialize(body));
+  return ApiResponse::Json(boost::json::serialize(body), accepting ? 200 : 503);
 }
 
 void Router::Handle(const HttpRequestView& request, Reply reply) {

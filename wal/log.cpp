@@ -106,6 +106,7 @@ void Log::Close() {
     std::lock_guard lock(mu_);
     if (closing_ && !committer_.joinable()) return;
     closing_ = true;
+    accepting_.store(false, std::memory_order_relaxed);
   }
   pending_cv_.notify_all();
   appended_cv_.notify_all();
@@ -163,6 +164,7 @@ void Log::CommitGroup(std::vector<Pending>& group) {
     // Nothing of the group is acknowledged, and the sequence does not advance, so the log stays
     // gap-free whatever RocksDB kept.
     spdlog::error("wal: group commit of {} records failed: {}", group.size(), status.ToString());
+    accepting_.store(false, std::memory_order_relaxed);
     const Error error{ErrorCode::kUnavailable, "the WAL cannot accept writes right now", {}};
     for (auto& p : group) p.done(error);
     return;
@@ -172,6 +174,7 @@ void Log::CommitGroup(std::vector<Pending>& group) {
     last_seq_.store(first + group.size() - 1, std::memory_order_release);
   }
   appended_cv_.notify_all();
+  accepting_.store(true, std::memory_order_relaxed);
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_records_.fetch_add(group.size(), std::memory_order_relaxed);
   for (size_t i = 0; i < group.size(); ++i) group[i].done(first + i);

@@ -74,6 +74,10 @@ class Log final : public Appender {
   // Stops accepting appends, commits what is pending and joins the committer. Idempotent.
   void Close();
 
+  // False after a group commit failed (disk full, I/O error) or once closing; true again after
+  // the next successful commit. Readiness reports it.
+  bool AcceptingWrites() const { return accepting_.load(std::memory_order_relaxed); }
+
   // Number of group commits so far and records they carried (requests per fsync = ratio).
   uint64_t CommitCount() const { return commits_.load(std::memory_order_relaxed); }
   uint64_t CommittedRecords() const { return committed_records_.load(std::memory_order_relaxed); }
@@ -95,6 +99,7 @@ class Log final : public Appender {
   const common::Uuid id_;
 
   std::atomic<uint64_t> last_seq_;
+  std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> committed_records_{0};
 

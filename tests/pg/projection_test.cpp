@@ -180,6 +180,21 @@ TEST_F(ProjectionTest, ARecordPostgresRejectsDoesNotStallItsNeighbours) {
   EXPECT_EQ(projector_->status().skipped_records, 1u);
 }
 
+TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) {
+  Ingest(TraceBody(R"(,"name":"first")"));
+  WaitProjected();
+  std::promise<void> done;
+  log_->Append(std::string(64, '\x01'), [&](common::Result<uint64_t>) { done.set_value(); });
+  done.get_future().get();
+  Ingest(TraceBody(R"(,"name":"second")"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Projection stops before the bad record (sequence 2) and retries; nothing after it is
+  // applied out of order, and nothing is skipped.
+  EXPECT_EQ(projector_->status().projected_seq, 1u);
+  EXPECT_EQ(projector_->status().skipped_records, 0u);
+  EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "first");
+}
+
 TEST_F(ProjectionTest, QueriesReadTheProjection) {
   Ingest(TraceBody(R"(,"timestamp":"2026-01-01T00:00:00Z","name":"chat","userId":"alice",
                    "sessionId":"s1","tags":["prod","x"],"environment":"prod")"));

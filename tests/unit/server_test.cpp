@@ -117,13 +117,15 @@ const Credentials kCreds{"tok", "pk", "sk:with:colons"};
 TEST(Auth, BearerAndBasicBothWork) {
   EXPECT_TRUE(Authenticate("Bearer tok", kCreds).allowed);
   EXPECT_TRUE(Authenticate("  Bearer tok  ", kCreds).allowed);
+  EXPECT_TRUE(Authenticate("bearer tok", kCreds).allowed);  // schemes are case-insensitive
+  EXPECT_TRUE(Authenticate("BASIC cGs6c2s6d2l0aDpjb2xvbnM=", kCreds).allowed);
   // base64("pk:sk:with:colons") — the password may contain ':'.
   EXPECT_TRUE(Authenticate("Basic cGs6c2s6d2l0aDpjb2xvbnM=", kCreds).allowed);
 }
 
 TEST(Auth, EverythingElseIsRejected) {
   for (const char* h :
-       {"", "Bearer", "Bearer ", "Bearer tok2", "Bearer to", "bearer tok", "Token tok", "Basic",
+       {"", "Bearer", "Bearer ", "Bearer tok2", "Bearer to", "Bearertok", "Token tok", "Basic",
         "Basic !!!!", "Basic cGs6d3Jvbmc=" /* pk:wrong */, "Basic cGs=" /* pk, no colon */}) {
     EXPECT_FALSE(Authenticate(h, kCreds).allowed) << h;
   }

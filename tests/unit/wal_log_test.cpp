@@ -113,7 +113,9 @@ TEST(WalLog, RecordsAndIdentitySurviveReopen) {
 TEST(WalLog, AppendAfterCloseFailsInsteadOfAcknowledging) {
   testing::TempDir dir;
   auto log = OpenAt(dir.path());
+  EXPECT_TRUE(log->AcceptingWrites());
   log->Close();
+  EXPECT_FALSE(log->AcceptingWrites());
   std::optional<common::Result<uint64_t>> result;
   log->Append("late", [&](common::Result<uint64_t> r) { result = r; });
   ASSERT_TRUE(result.has_value());
