@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pg_text.hpp"
 #include "common/time.hpp"
 
 namespace xtrace::projector {
@@ -37,21 +38,9 @@ Param Bool(const std::optional<bool>& b) {
   if (!b) return std::nullopt;
   return *b ? "true" : "false";
 }
-// A PostgreSQL array literal; libpqxx 6 has no array conversion of its own.
 Param TextArray(const std::optional<std::vector<std::string>>& items) {
   if (!items) return std::nullopt;
-  std::string out = "{";
-  for (size_t i = 0; i < items->size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    for (char c : (*items)[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
+  return common::PgTextArrayLiteral(*items);
 }
 
 constexpr char kUpsertTrace[] = R"sql(

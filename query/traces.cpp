@@ -10,6 +10,7 @@
 #include <charconv>
 
 #include "common/json.hpp"
+#include "common/pg_text.hpp"
 #include "common/uuid.hpp"
 #include "query/params.hpp"
 
@@ -98,21 +99,6 @@ json::object TraceObject(const pqxx::row& r) {
   return o;
 }
 
-std::string ArrayLiteral(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 }  // namespace
 
 common::Result<TraceListParams> ParseTraceListParams(std::string_view query) {
@@ -170,9 +156,9 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
   if (p.release) add("t.release = $", p.release);
   if (p.from) add("t.\"timestamp\" >= $", common::FormatRfc3339(*p.from));
   if (p.to) add("t.\"timestamp\" <= $", common::FormatRfc3339(*p.to));
-  if (!p.tags.empty()) add("t.tags @> $", ArrayLiteral(p.tags));
+  if (!p.tags.empty()) add("t.tags @> $", common::PgTextArrayLiteral(p.tags));
   if (!p.environments.empty()) {
-    args.push_back(ArrayLiteral(p.environments));
+    args.push_back(common::PgTextArrayLiteral(p.environments));
     where += " AND t.environment = ANY($" + std::to_string(args.size()) + "::text[])";
   }
 

@@ -73,3 +73,17 @@ TEST(Uuid, RandomIsVersion4AndDistinct) {
 
 }  // namespace
 }  // namespace xtrace::common
+
+#include "common/pg_text.hpp"
+
+namespace xtrace::common {
+namespace {
+
+TEST(PgText, ArrayLiteralQuotesAndEscapes) {
+  EXPECT_EQ(PgTextArrayLiteral({}), "{}");
+  EXPECT_EQ(PgTextArrayLiteral({"a", "b c", "q\"uote", "back\\slash", "{,}"}),
+            R"({"a","b c","q\"uote","back\\slash","{,}"})");
+}
+
+}  // namespace
+}  // namespace xtrace::common
