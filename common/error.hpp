@@ -20,7 +20,9 @@ enum class ErrorCode {
   kNotFound,
   kMethodNotAllowed,
   kTooManyRequests,
-  kUnavailable,  // a dependency (WAL, PostgreSQL) cannot serve right now; retry later
+  kUnavailable,     // a dependency (PostgreSQL) cannot serve right now; retry later
+  kWalFull,         // the unprojected backlog or the disk is at its limit; retry later
+  kWalUnavailable,  // the WAL cannot write (I/O error, shutting down); retry later
   kInternal,
 };
 

@@ -46,6 +46,11 @@ void Projector::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void Projector::Publish() {
+  projected_seq_ = cursor_;
+  log_.SetProjected(cursor_);  // lets the WAL trim and shrink its backlog
+}
+
 Status Projector::status() const {
   return {projected_seq_.load(), database_up_.load(), skipped_records_.load()};
 }
@@ -100,7 +105,7 @@ bool Projector::Connect() {
     cursor_ = row[0].as<uint64_t>();
     PrepareFoldStatements(*conn);
     conn_ = std::move(conn);
-    projected_seq_ = cursor_;
+    Publish();
     database_up_ = true;
     reported_down_ = false;
     spdlog::info("projector: connected; WAL {} projected up to {}", log_.id().ToString(), cursor_);
@@ -160,7 +165,7 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   AdvanceCursor(txn, entries.back().seq);
   txn.commit();
   cursor_ = entries.back().seq;
-  projected_seq_ = cursor_;
+  Publish();
 }
 
 void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
@@ -176,7 +181,7 @@ void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
       AdvanceCursor(txn, e.seq);
       txn.commit();
       cursor_ = e.seq;
-      projected_seq_ = cursor_;
+      Publish();
       skipped_records_++;
     }
   }

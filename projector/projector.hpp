@@ -58,6 +58,7 @@ class Projector {
   void FoldOneByOne(const std::vector<wal::Entry>& entries);
   void AdvanceCursor(pqxx::transaction_base& txn, uint64_t to);
   void SleepFor(std::chrono::milliseconds d);
+  void Publish();  // cursor_ is durable: tell status() and the WAL
 
   wal::Log& log_;
   const Options options_;

@@ -26,6 +26,9 @@ Mapping MappingOf(common::ErrorCode code) {
     case ErrorCode::kMethodNotAllowed: return {405, "METHOD_NOT_ALLOWED", "Method Not Allowed"};
     case ErrorCode::kTooManyRequests: return {429, "TOO_MANY_REQUESTS", "Too Many Requests"};
     case ErrorCode::kUnavailable: return {503, "SERVICE_UNAVAILABLE", "Service Unavailable"};
+    case ErrorCode::kWalFull: return {503, "WAL_FULL", "The write-ahead log is full"};
+    case ErrorCode::kWalUnavailable:
+      return {503, "WAL_UNAVAILABLE", "The write-ahead log cannot accept writes"};
     case ErrorCode::kInternal: break;
   }
   return {500, "INTERNAL_ERROR", "Internal Error"};

@@ -4,8 +4,10 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <cstring>
+#include <filesystem>
 
 namespace xtrace::wal {
 namespace {
@@ -15,9 +17,20 @@ using common::ErrorCode;
 
 constexpr char kMetaFamily[] = "meta";
 constexpr char kWalIdKey[] = "wal_id";
+constexpr char kTimeIndexPrefix[] = "t/";
+// Trimming has minute resolution; checking every 50 maintenance ticks (10 s by default) is enough.
+constexpr int kTrimEveryTicks = 50;
 
-Error Unavailable(const std::string& what, const rocksdb::Status& s) {
-  return Error{ErrorCode::kUnavailable, what + ": " + s.ToString(), {}};
+Error OpenError(const std::string& what, const rocksdb::Status& s) {
+  return Error{ErrorCode::kWalUnavailable, what + ": " + s.ToString(), {}};
+}
+
+std::string TimeIndexKey(int64_t minute) {
+  return kTimeIndexPrefix + SequenceKey(static_cast<uint64_t>(minute));
+}
+
+int64_t UnixMinute(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::minutes>(t.time_since_epoch()).count();
 }
 
 }  // namespace
@@ -48,6 +61,7 @@ common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
   // kAbsoluteConsistency would refuse to open and kSkipAnyCorruptedRecords could skip a hole.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 4;
 
   rocksdb::ColumnFamilyOptions cf_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -55,7 +69,7 @@ common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(db_options, options.dir, families, &handles, &raw);
-  if (!status.ok()) return Unavailable("cannot open WAL in " + options.dir, status);
+  if (!status.ok()) return OpenError("cannot open WAL in " + options.dir, status);
   std::unique_ptr<rocksdb::DB> db(raw);
 
   // The log's identity: created once, then read back on every open.
@@ -68,32 +82,41 @@ common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
     wo.sync = true;
     status = db->Put(wo, handles[1], kWalIdKey,
                      rocksdb::Slice(reinterpret_cast<const char*>(id.bytes.data()), 16));
-    if (!status.ok()) return Unavailable("cannot write WAL id", status);
+    if (!status.ok()) return OpenError("cannot write WAL id", status);
   } else if (!status.ok() || id_bytes.size() != 16) {
-    return Unavailable("cannot read WAL id", status);
+    return OpenError("cannot read WAL id", status);
   } else {
     std::memcpy(id.bytes.data(), id_bytes.data(), 16);
   }
 
-  uint64_t last_seq = 0;
+  uint64_t first_seq = 0, last_seq = 0;
   {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[0]));
     it->SeekToLast();
     if (it->Valid()) last_seq = SequenceFromKey(it->key().ToStringView());
-    if (!it->status().ok()) return Unavailable("cannot scan WAL", it->status());
+    it->SeekToFirst();
+    first_seq = it->Valid() ? SequenceFromKey(it->key().ToStringView()) : last_seq + 1;
+    if (!it->status().ok()) return OpenError("cannot scan WAL", it->status());
   }
-  spdlog::info("wal: opened {} (id {}, last sequence {})", options.dir, id.ToString(), last_seq);
-  return std::unique_ptr<Log>(new Log(options, std::move(db), std::move(handles), id, last_seq));
+  spdlog::info("wal: opened {} (id {}, sequences {}..{})", options.dir, id.ToString(), first_seq,
+               last_seq);
+  return std::unique_ptr<Log>(
+      new Log(options, std::move(db), std::move(handles), id, first_seq, last_seq));
 }
 
 Log::Log(const Options& options, std::unique_ptr<rocksdb::DB> db,
-         std::vector<rocksdb::ColumnFamilyHandle*> handles, common::Uuid id, uint64_t last_seq)
+         std::vector<rocksdb::ColumnFamilyHandle*> handles, common::Uuid id, uint64_t first_seq,
+         uint64_t last_seq)
     : options_(options),
       db_(std::move(db)),
       handles_(std::move(handles)),
       id_(id),
-      last_seq_(last_seq),
-      committer_([this] { CommitLoop(); }) {}
+      first_seq_(first_seq),
+      last_seq_(last_seq) {
+  RefreshCapacity();  // until the projector reports, the whole retained log counts as backlog
+  committer_ = std::thread([this] { CommitLoop(); });
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+}
 
 Log::~Log() {
   Close();
@@ -104,37 +127,62 @@ Log::~Log() {
 void Log::Close() {
   {
     std::lock_guard lock(mu_);
-    if (closing_ && !committer_.joinable()) return;
     closing_ = true;
-    accepting_.store(false, std::memory_order_relaxed);
   }
   pending_cv_.notify_all();
   appended_cv_.notify_all();
+  maintenance_cv_.notify_all();
   if (committer_.joinable()) committer_.join();
+  if (maintenance_.joinable()) maintenance_.join();
+}
+
+std::optional<Error> Log::Refusal(size_t incoming_bytes) const {
+  if (closing_) return Error{ErrorCode::kWalUnavailable, "the WAL is shutting down", {}};
+  if (write_failed_.load()) {
+    return Error{ErrorCode::kWalUnavailable, "the WAL cannot write right now; retry later", {}};
+  }
+  if (free_disk_bytes_.load() < options_.min_free_disk_bytes) {
+    return Error{ErrorCode::kWalFull, "the disk holding the WAL is nearly full; retry later", {}};
+  }
+  const uint64_t backlog = backlog_bytes_.load() + appended_since_refresh_.load() + pending_bytes_;
+  if (backlog >= options_.max_backlog_bytes ||
+      backlog + incoming_bytes > options_.max_backlog_bytes) {
+    return Error{ErrorCode::kWalFull,
+                 "the WAL backlog is at its limit (XTRACE_WAL_MAX_BYTES); retry later",
+                 {}};
+  }
+  return std::nullopt;
+}
+
+bool Log::AcceptingWrites() const {
+  std::lock_guard lock(mu_);
+  return !Refusal(0).has_value();
 }
 
 void Log::Append(std::string record, AppendCallback done) {
+  std::optional<Error> refused;
   {
     std::lock_guard lock(mu_);
-    if (!closing_) {
+    refused = Refusal(record.size());
+    if (!refused) {
       pending_bytes_ += record.size();
       pending_.push_back({std::move(record), std::move(done)});
       pending_cv_.notify_one();
       return;
     }
   }
-  done(Error{ErrorCode::kUnavailable, "the WAL is shutting down", {}});
+  done(*refused);
 }
 
 void Log::CommitLoop() {
   std::vector<Pending> group;
   for (;;) {
+    size_t bytes = 0;
     {
       std::unique_lock lock(mu_);
       pending_cv_.wait(lock, [&] { return closing_ || !pending_.empty(); });
       if (pending_.empty()) return;  // closing, and nothing left to commit
       // Take everything pending, up to the byte budget of one commit.
-      size_t bytes = 0;
       size_t n = 0;
       while (n < pending_.size() &&
              (n == 0 || bytes + pending_[n].record.size() <= options_.max_commit_bytes)) {
@@ -144,9 +192,13 @@ void Log::CommitLoop() {
       group.assign(std::make_move_iterator(pending_.begin()),
                    std::make_move_iterator(pending_.begin() + static_cast<ptrdiff_t>(n)));
       pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(n));
-      pending_bytes_ -= bytes;
     }
     CommitGroup(group);
+    {
+      // Counted as pending until committed, so the backlog check never misses these bytes.
+      std::lock_guard lock(mu_);
+      pending_bytes_ -= bytes;
+    }
     group.clear();
   }
 }
@@ -154,30 +206,171 @@ void Log::CommitLoop() {
 void Log::CommitGroup(std::vector<Pending>& group) {
   const uint64_t first = last_seq_.load(std::memory_order_relaxed) + 1;
   rocksdb::WriteBatch batch;
+  size_t bytes = 0;
   for (size_t i = 0; i < group.size(); ++i) {
     batch.Put(handles_[0], SequenceKey(first + i), group[i].record);
+    bytes += group[i].record.size();
+  }
+  const int64_t minute = UnixMinute(std::chrono::system_clock::now());
+  if (minute != last_indexed_minute_) {
+    batch.Put(handles_[1], TimeIndexKey(minute), SequenceKey(first));
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
   const auto status = db_->Write(wo, &batch);
   if (!status.ok()) {
     // Nothing of the group is acknowledged, and the sequence does not advance, so the log stays
-    // gap-free whatever RocksDB kept.
+    // gap-free whatever RocksDB kept. Appends are refused until the maintenance thread resumes.
     spdlog::error("wal: group commit of {} records failed: {}", group.size(), status.ToString());
-    accepting_.store(false, std::memory_order_relaxed);
-    const Error error{ErrorCode::kUnavailable, "the WAL cannot accept writes right now", {}};
+    write_failed_ = true;
+    const Error error{
+        ErrorCode::kWalUnavailable, "the WAL cannot write right now; retry later", {}};
     for (auto& p : group) p.done(error);
     return;
   }
+  last_indexed_minute_ = minute;
+  appended_since_refresh_.fetch_add(bytes);
   {
     std::lock_guard lock(mu_);
     last_seq_.store(first + group.size() - 1, std::memory_order_release);
   }
   appended_cv_.notify_all();
-  accepting_.store(true, std::memory_order_relaxed);
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_records_.fetch_add(group.size(), std::memory_order_relaxed);
   for (size_t i = 0; i < group.size(); ++i) group[i].done(first + i);
+}
+
+void Log::SetProjected(uint64_t seq) {
+  projected_seq_.store(seq);
+}
+
+void Log::MaintenanceLoop() {
+  auto next_trim = std::chrono::steady_clock::now();
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      maintenance_cv_.wait_for(lock, options_.maintenance_interval, [&] { return closing_; });
+      if (closing_) return;
+    }
+    if (write_failed_.load()) {
+      // A failed write (ENOSPC, I/O error) may leave RocksDB read-only; Resume() clears it once
+      // the cause is gone (it is a no-op when nothing needs resuming).
+      const auto s = db_->Resume();
+      if (s.ok()) {
+        spdlog::info("wal: writes resumed");
+        write_failed_ = false;
+      }
+    }
+    RefreshCapacity();
+    if (std::chrono::steady_clock::now() >= next_trim) {
+      Trim();
+      next_trim =
+          std::chrono::steady_clock::now() + kTrimEveryTicks * options_.maintenance_interval;
+    }
+  }
+}
+
+void Log::RefreshCapacity() {
+  struct statvfs fs {};
+  if (statvfs(options_.dir.c_str(), &fs) == 0) {
+    free_disk_bytes_ = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  }
+  const uint64_t last = last_seq_.load();
+  const uint64_t from = std::max(projected_seq_.load(), first_seq_.load() - 1) + 1;
+  uint64_t backlog = 0;
+  if (last >= from) {
+    const std::string start = SequenceKey(from), limit = SequenceKey(last + 1);
+    rocksdb::Range range(start, limit);
+    rocksdb::SizeApproximationOptions approx;
+    approx.include_memtables = true;
+    approx.include_files = true;
+    db_->GetApproximateSizes(approx, handles_[0], &range, 1, &backlog);
+  }
+  backlog_bytes_ = backlog;
+  appended_since_refresh_ = 0;
+
+  uint64_t on_disk = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.dir, ec)) {
+    if (entry.is_regular_file(ec)) on_disk += entry.file_size(ec);
+  }
+  disk_bytes_ = on_disk;
+}
+
+void Log::Trim() {
+  const uint64_t projected = projected_seq_.load();
+  const uint64_t first = first_seq_.load();
+  if (projected < first) return;
+  const int64_t cutoff = UnixMinute(std::chrono::system_clock::now() - options_.retention);
+
+  // The newest time-index entry at or before the cutoff: every record below its sequence was
+  // appended before that minute began, so before the retention window.
+  // Every record up to this snapshot has its minute in the index already (an entry is written
+  // in the same batch as the first record of its minute).
+  const uint64_t last = last_seq_.load();
+  uint64_t trim_below = 0;
+  std::vector<std::string> obsolete_index;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
+    std::string previous;
+    int64_t previous_minute = 0;
+    bool newer_entry_exists = false;
+    for (it->Seek(kTimeIndexPrefix); it->Valid() && it->key().starts_with(kTimeIndexPrefix);
+         it->Next()) {
+      const auto minute = static_cast<int64_t>(SequenceFromKey(it->key().ToStringView().substr(2)));
+      if (minute > cutoff) {
+        newer_entry_exists = true;
+        break;
+      }
+      if (!previous.empty()) obsolete_index.push_back(previous);
+      previous = it->key().ToString();
+      previous_minute = minute;
+      trim_below = SequenceFromKey(it->value().ToStringView());
+    }
+    // The newest minute itself has ended before the cutoff: everything appended so far is old.
+    if (!previous.empty() && !newer_entry_exists && previous_minute + 1 <= cutoff) {
+      trim_below = last + 1;
+    }
+  }
+  const uint64_t trim_to = std::min(trim_below == 0 ? 0 : trim_below - 1, projected);
+  if (trim_to < first) return;
+
+  rocksdb::WriteBatch batch;
+  const std::string begin = SequenceKey(first), end = SequenceKey(trim_to + 1);
+  batch.DeleteRange(handles_[0], begin, end);
+  for (const auto& key : obsolete_index) batch.Delete(handles_[1], key);
+  // No fsync needed: a trim lost in a crash is simply done again.
+  const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) {
+    spdlog::warn("wal: trim failed: {}", s.ToString());
+    return;
+  }
+  first_seq_ = trim_to + 1;
+  trimmed_records_ += trim_to + 1 - first;
+  spdlog::info("wal: trimmed sequences {}..{} (projected and older than retention)", first,
+               trim_to);
+  const rocksdb::Slice b(begin), e(end);
+  db_->CompactRange(rocksdb::CompactRangeOptions(), handles_[0], &b, &e);
+}
+
+Stats Log::GetStats() const {
+  Stats s;
+  s.last_seq = last_seq_.load();
+  s.first_seq = s.last_seq == 0 ? 0 : first_seq_.load();
+  s.projected_seq = projected_seq_.load();
+  s.disk_bytes = disk_bytes_.load();
+  s.backlog_bytes = backlog_bytes_.load() + appended_since_refresh_.load();
+  s.free_disk_bytes = free_disk_bytes_.load();
+  {
+    std::lock_guard lock(mu_);
+    const auto refusal = Refusal(0);
+    s.accepting_writes = !refusal.has_value();
+    if (refusal) s.refusal = refusal->message;
+  }
+  s.commits = commits_.load();
+  s.committed_records = committed_records_.load();
+  s.trimmed_records = trimmed_records_.load();
+  return s;
 }
 
 common::Result<std::vector<Entry>> Log::Read(uint64_t after, size_t max_records,
@@ -197,7 +390,9 @@ common::Result<std::vector<Entry>> Log::Read(uint64_t after, size_t max_records,
     bytes += it->value().size();
     out.push_back({SequenceFromKey(it->key().ToStringView()), it->value().ToString()});
   }
-  if (!it->status().ok()) return Unavailable("cannot read WAL", it->status());
+  if (!it->status().ok()) {
+    return Error{ErrorCode::kWalUnavailable, "cannot read WAL: " + it->status().ToString(), {}};
+  }
   return out;
 }
 

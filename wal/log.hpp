@@ -5,7 +5,16 @@
 //
 // On-disk layout (RocksDB column families):
 //   default : key = 8-byte big-endian sequence (first record is 1), value = record bytes
-//   meta    : "wal_id" = 16-byte UUID naming this log (the projector's cursor is keyed by it)
+//   meta    : "wal_id"        = 16-byte UUID naming this log (projector cursors are keyed by it)
+//             "t/" + BE64(m)  = BE64(first sequence committed during UTC minute m): the time
+//                               index that retention trimming reads; one entry per minute
+//
+// Capacity: an append is refused (kWalFull) when the unprojected backlog would exceed
+// max_backlog_bytes or the disk holding the log has less than min_free_disk_bytes free; it is
+// refused (kWalUnavailable) after a failed write until RocksDB resumes. Both clear by themselves.
+//
+// Trimming: records at or below the projected sequence and older than the retention window are
+// removed with DeleteRange by a maintenance thread; the window is what the replay tool can reach.
 
 #include <atomic>
 #include <chrono>
@@ -37,11 +46,35 @@ struct Options {
   // Upper bound on the bytes one group commit gathers; the rest waits for the next commit.
   // Bounds the latency of one fsync and the size of one WriteBatch. Default 16 MiB.
   size_t max_commit_bytes = 16u << 20;
+  // Unprojected backlog (records above the projected sequence, as RocksDB sizes them) beyond
+  // which appends are refused with kWalFull. Default 4 GiB.
+  uint64_t max_backlog_bytes = uint64_t{4} << 30;
+  // Free space below which appends are refused with kWalFull, so the disk never fills up to the
+  // point where RocksDB itself fails. Default 256 MiB.
+  uint64_t min_free_disk_bytes = uint64_t{256} << 20;
+  // Projected records younger than this are kept for replay. Default 24 h.
+  std::chrono::seconds retention{24 * 3600};
+  // How often the maintenance thread refreshes the backlog and free-space figures.
+  std::chrono::milliseconds maintenance_interval{200};
 };
 
 struct Entry {
   uint64_t seq = 0;
   std::string bytes;
+};
+
+struct Stats {
+  uint64_t first_seq = 0;  // lowest retained sequence (0: empty log)
+  uint64_t last_seq = 0;   // highest durable sequence (0: never written)
+  uint64_t projected_seq = 0;
+  uint64_t disk_bytes = 0;     // SST + live WAL files
+  uint64_t backlog_bytes = 0;  // estimate of the unprojected records
+  uint64_t free_disk_bytes = 0;
+  bool accepting_writes = true;
+  std::string refusal;  // why appends are refused, when they are
+  uint64_t commits = 0;
+  uint64_t committed_records = 0;
+  uint64_t trimmed_records = 0;
 };
 
 class Log final : public Appender {
@@ -57,7 +90,8 @@ class Log final : public Appender {
 
   const common::Uuid& id() const { return id_; }
 
-  // Thread-safe and non-blocking. After Close() (or shutdown) the callback gets kUnavailable.
+  // Thread-safe and non-blocking. Refused at once (kWalFull / kWalUnavailable) when the log is
+  // over capacity, failing or closing.
   void Append(std::string record, AppendCallback done) override;
 
   // Highest durable sequence number; 0 when the log has never held a record.
@@ -71,16 +105,16 @@ class Log final : public Appender {
   // Blocks until LastSequence() > after, the timeout passes, or the log is closing.
   void WaitForAppend(uint64_t after, std::chrono::milliseconds timeout) const;
 
-  // Stops accepting appends, commits what is pending and joins the committer. Idempotent.
+  // The projector reports how far it has durably projected; trimming and the backlog use it.
+  void SetProjected(uint64_t seq);
+
+  // Stops accepting appends, commits what is pending and joins the threads. Idempotent.
   void Close();
 
-  // False after a group commit failed (disk full, I/O error) or once closing; true again after
-  // the next successful commit. Readiness reports it.
-  bool AcceptingWrites() const { return accepting_.load(std::memory_order_relaxed); }
+  // False while appends are refused (see refusal in Stats).
+  bool AcceptingWrites() const;
 
-  // Number of group commits so far and records they carried (requests per fsync = ratio).
-  uint64_t CommitCount() const { return commits_.load(std::memory_order_relaxed); }
-  uint64_t CommittedRecords() const { return committed_records_.load(std::memory_order_relaxed); }
+  Stats GetStats() const;
 
  private:
   struct Pending {
@@ -89,27 +123,44 @@ class Log final : public Appender {
   };
 
   Log(const Options& options, std::unique_ptr<rocksdb::DB> db,
-      std::vector<rocksdb::ColumnFamilyHandle*> handles, common::Uuid id, uint64_t last_seq);
+      std::vector<rocksdb::ColumnFamilyHandle*> handles, common::Uuid id, uint64_t first_seq,
+      uint64_t last_seq);
   void CommitLoop();
   void CommitGroup(std::vector<Pending>& group);
+  void MaintenanceLoop();
+  void RefreshCapacity();
+  void Trim();
+  std::optional<common::Error> Refusal(size_t incoming_bytes) const;
 
   const Options options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, meta]
   const common::Uuid id_;
 
+  std::atomic<uint64_t> first_seq_;
   std::atomic<uint64_t> last_seq_;
-  std::atomic<bool> accepting_{true};
+  std::atomic<uint64_t> projected_seq_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> committed_records_{0};
+  std::atomic<uint64_t> trimmed_records_{0};
+  // Capacity figures, refreshed by the maintenance thread; appended_since_refresh_ keeps the
+  // backlog check exact-enough between refreshes.
+  std::atomic<uint64_t> backlog_bytes_{0};
+  std::atomic<uint64_t> appended_since_refresh_{0};
+  std::atomic<uint64_t> free_disk_bytes_{UINT64_MAX};
+  std::atomic<uint64_t> disk_bytes_{0};
+  std::atomic<bool> write_failed_{false};  // last group commit failed; cleared on success
+  int64_t last_indexed_minute_ = -1;       // committer thread only
 
   mutable std::mutex mu_;
   std::condition_variable pending_cv_;           // committer waits for work
   mutable std::condition_variable appended_cv_;  // readers wait for new records
+  std::condition_variable maintenance_cv_;
   std::vector<Pending> pending_;
   size_t pending_bytes_ = 0;
   bool closing_ = false;
   std::thread committer_;
+  std::thread maintenance_;
 };
 
 // Big-endian key encoding, exposed for tools and tests.

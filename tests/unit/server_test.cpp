@@ -166,6 +166,8 @@ TEST(ErrorMapping, StatusCodesAndBodies) {
                {ErrorCode::kMethodNotAllowed, 405, "METHOD_NOT_ALLOWED"},
                {ErrorCode::kTooManyRequests, 429, "TOO_MANY_REQUESTS"},
                {ErrorCode::kUnavailable, 503, "SERVICE_UNAVAILABLE"},
+               {ErrorCode::kWalFull, 503, "WAL_FULL"},
+               {ErrorCode::kWalUnavailable, 503, "WAL_UNAVAILABLE"},
                {ErrorCode::kInternal, 500, "INTERNAL_ERROR"}};
   for (const auto& c : cases) {
     const auto r = ErrorResponse({c.code, "m", {}});

@@ -10,20 +10,32 @@
 namespace xtrace::wal {
 namespace {
 
-std::unique_ptr<Log> OpenAt(const std::string& dir) {
-  Options options;
+std::unique_ptr<Log> OpenAt(const std::string& dir, Options options = {}) {
   options.dir = dir;
   auto log = Log::Open(options);
   EXPECT_TRUE(log.has_value()) << (log ? "" : log.error().message);
   return log ? std::move(*log) : nullptr;
 }
 
-uint64_t AppendAndWait(Log& log, std::string record) {
+common::Result<uint64_t> TryAppend(Log& log, std::string record) {
   std::promise<common::Result<uint64_t>> done;
   log.Append(std::move(record), [&](common::Result<uint64_t> r) { done.set_value(r); });
-  auto r = done.get_future().get();
+  return done.get_future().get();
+}
+
+uint64_t AppendAndWait(Log& log, std::string record) {
+  auto r = TryAppend(log, std::move(record));
   EXPECT_TRUE(r.has_value());
   return r ? *r : 0;
+}
+
+template <class Predicate>
+bool Eventually(Predicate p) {
+  for (int i = 0; i < 500; ++i) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
 }
 
 TEST(WalKeys, BigEndianSortsNumerically) {
@@ -58,8 +70,8 @@ TEST(WalLog, ConcurrentAppendsGetGapFreeSequencesAndReadBackInOrder) {
   EXPECT_EQ(acked.rbegin()->first, uint64_t{kThreads * kPerThread});
   EXPECT_EQ(log->LastSequence(), uint64_t{kThreads * kPerThread});
   // Group commit: fewer fsyncs than records under concurrency.
-  EXPECT_EQ(log->CommittedRecords(), uint64_t{kThreads * kPerThread});
-  EXPECT_LE(log->CommitCount(), log->CommittedRecords());
+  EXPECT_EQ(log->GetStats().committed_records, uint64_t{kThreads * kPerThread});
+  EXPECT_LE(log->GetStats().commits, log->GetStats().committed_records);
 
   uint64_t cursor = 0;
   size_t seen = 0;
@@ -120,7 +132,63 @@ TEST(WalLog, AppendAfterCloseFailsInsteadOfAcknowledging) {
   log->Append("late", [&](common::Result<uint64_t> r) { result = r; });
   ASSERT_TRUE(result.has_value());
   EXPECT_FALSE(result->has_value());
-  EXPECT_EQ(result->error().code, common::ErrorCode::kUnavailable);
+  EXPECT_EQ(result->error().code, common::ErrorCode::kWalUnavailable);
+}
+
+TEST(WalLog, BacklogCapRefusesWithWalFullUntilProjectionCatchesUp) {
+  testing::TempDir dir;
+  Options options;
+  options.max_backlog_bytes = 64 * 1024;
+  options.maintenance_interval = std::chrono::milliseconds(10);
+  auto log = OpenAt(dir.path(), options);
+  const std::string record(4096, 'r');
+  uint64_t accepted = 0;
+  common::Result<uint64_t> r = uint64_t{0};
+  for (int i = 0; i < 100 && (r = TryAppend(*log, record)).has_value(); ++i) accepted = *r;
+  ASSERT_FALSE(r.has_value()) << "the cap never refused";
+  EXPECT_EQ(r.error().code, common::ErrorCode::kWalFull);
+  EXPECT_GE(accepted, 10u);  // roughly the cap's worth went in first
+  EXPECT_LE(accepted, 20u);
+  EXPECT_EQ(log->LastSequence(), accepted);  // refused appends took no sequence
+
+  log->SetProjected(accepted);  // the projector caught up: the backlog is gone
+  ASSERT_TRUE(Eventually([&] { return log->GetStats().backlog_bytes < 4096; }));
+  EXPECT_EQ(AppendAndWait(*log, record), accepted + 1);
+}
+
+TEST(WalLog, TrimsOnlyProjectedRecordsOlderThanRetention) {
+  testing::TempDir dir;
+  Options options;
+  options.maintenance_interval = std::chrono::milliseconds(10);
+  options.retention = std::chrono::seconds(-120);  // everything counts as old
+  auto log = OpenAt(dir.path(), options);
+  for (int i = 0; i < 10; ++i) AppendAndWait(*log, "x");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(log->GetStats().first_seq, 1u) << "nothing is trimmed before it is projected";
+
+  log->SetProjected(6);
+  ASSERT_TRUE(Eventually([&] { return log->GetStats().first_seq == 7; }));
+  EXPECT_EQ(log->GetStats().trimmed_records, 6u);
+  auto rest = log->Read(0, 100, 1 << 20);
+  ASSERT_TRUE(rest.has_value());
+  ASSERT_EQ(rest->size(), 4u);
+  EXPECT_EQ(rest->front().seq, 7u);
+  log.reset();
+  auto reopened = OpenAt(dir.path(), options);  // trimmed state and sequence survive reopen
+  EXPECT_EQ(reopened->GetStats().first_seq, 7u);
+  EXPECT_EQ(AppendAndWait(*reopened, "y"), 11u);
+}
+
+TEST(WalLog, RetentionKeepsRecentRecordsEvenWhenProjected) {
+  testing::TempDir dir;
+  Options options;
+  options.maintenance_interval = std::chrono::milliseconds(10);
+  auto log = OpenAt(dir.path(), options);  // default retention: 24 h
+  for (int i = 0; i < 5; ++i) AppendAndWait(*log, "x");
+  log->SetProjected(5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(log->GetStats().first_seq, 1u);
+  EXPECT_EQ(log->Read(0, 100, 1 << 20)->size(), 5u);
 }
 
 TEST(WalLog, OpenFailsCleanlyOnAnUnusableDirectory) {
@@ -128,7 +196,7 @@ TEST(WalLog, OpenFailsCleanlyOnAnUnusableDirectory) {
   options.dir = "/proc/xtrace-cannot-create-here";
   auto log = Log::Open(options);
   ASSERT_FALSE(log.has_value());
-  EXPECT_EQ(log.error().code, common::ErrorCode::kUnavailable);
+  EXPECT_EQ(log.error().code, common::ErrorCode::kWalUnavailable);
 }
 
 }  // namespace
