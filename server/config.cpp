@@ -39,12 +39,54 @@ common::Result<Int> PositiveInteger(const GetEnv& getenv, std::string_view name,
   return n;
 }
 
+common::Result<bool> OnOff(const GetEnv& getenv, std::string_view name, bool fallback) {
+  auto v = NonEmpty(getenv, name);
+  if (!v) return fallback;
+  std::string s = *v;
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (s == "1" || s == "true" || s == "on") return true;
+  if (s == "0" || s == "false" || s == "off") return false;
+  return Invalid(name, "must be on/off, true/false or 1/0, got '" + *v + "'");
+}
+
 std::string Mask(const std::optional<std::string>& secret) {
   if (!secret) return "(unset)";
   return fmt::format("(set, {} chars)", secret->size());
 }
 
 }  // namespace
+
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int64_t unit = 1;
+  switch (text.back()) {
+    case 's':
+      unit = 1;
+      text.remove_suffix(1);
+      break;
+    case 'm':
+      unit = 60;
+      text.remove_suffix(1);
+      break;
+    case 'h':
+      unit = 3600;
+      text.remove_suffix(1);
+      break;
+    case 'd':
+      unit = 86400;
+      text.remove_suffix(1);
+      break;
+    default: break;
+  }
+  int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n <= 0 ||
+      n > 3650 * 86400 / unit) {
+    return std::nullopt;
+  }
+  return std::chrono::seconds(n * unit);
+}
 
 std::optional<std::string> ProcessEnv(std::string_view name) {
   const char* v = std::getenv(std::string(name).c_str());
@@ -145,6 +187,34 @@ common::Result<Config> LoadConfig(const GetEnv& getenv) {
   if (!grace) return grace.error();
   c.shutdown_grace = std::chrono::milliseconds(*grace);
 
+  auto wal_max = PositiveInteger<uint64_t>(getenv, "XTRACE_WAL_MAX_BYTES", c.wal_max_bytes);
+  if (!wal_max) return wal_max.error();
+  c.wal_max_bytes = *wal_max;
+  if (auto v = NonEmpty(getenv, "XTRACE_WAL_MIN_FREE_BYTES")) {
+    // Zero is allowed here: it turns the free-space floor off.
+    uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (ec != std::errc() || end != v->data() + v->size()) {
+      return Invalid("XTRACE_WAL_MIN_FREE_BYTES", "must be a byte count, got '" + *v + "'");
+    }
+    c.wal_min_free_bytes = n;
+  }
+  if (auto v = NonEmpty(getenv, "XTRACE_WAL_RETENTION")) {
+    auto d = ParseDuration(*v);
+    if (!d) {
+      return Invalid("XTRACE_WAL_RETENTION",
+                     "must be a positive duration such as 3600s, 90m, 24h or 7d, got '" + *v + "'");
+    }
+    c.wal_retention = *d;
+  }
+  auto sync = OnOff(getenv, "XTRACE_WAL_SYNC", true);
+  if (!sync) return sync.error();
+  c.wal_sync = *sync;
+  auto inflight =
+      PositiveInteger<uint64_t>(getenv, "XTRACE_MAX_INFLIGHT_BYTES", c.max_inflight_bytes);
+  if (!inflight) return inflight.error();
+  c.max_inflight_bytes = *inflight;
+
   if (auto level = NonEmpty(getenv, "XTRACE_LOG_LEVEL")) {
     static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                                    "error", "critical", "off"};
@@ -167,12 +237,15 @@ std::string DescribeConfig(const Config& c) {
       "bind={}:{} database={} project={} bearer_token=(set, {} chars) public_key={} "
       "secret_key={} rate_limit={}qps/burst {} max_body={}B compat_unauthenticated={} "
       "wal_dir={} http_threads={} query_threads={} read_timeout={}ms query_timeout={}ms "
-      "shutdown_grace={}ms log_level={}",
+      "shutdown_grace={}ms log_level={} wal_max_bytes={} wal_min_free_bytes={} wal_retention={}s "
+      "wal_sync={} max_inflight_bytes={}",
       c.bind_host, c.bind_port, db, c.default_project_id, c.bearer_token.size(),
       c.public_key ? *c.public_key : "(unset)", Mask(c.secret_key), c.rate_limit_qps,
       c.rate_limit_burst, c.max_request_body_bytes, c.allow_unauthenticated_compat, c.wal_dir,
       c.http_threads, c.query_threads, c.read_timeout.count(), c.statement_timeout.count(),
-      c.shutdown_grace.count(), c.log_level);
+      c.shutdown_grace.count(), c.log_level, c.wal_max_bytes, c.wal_min_free_bytes,
+      c.wal_retention.count(), c.wal_sync ? "on" : "OFF (unsafe: benchmarks only)",
+      c.max_inflight_bytes);
 }
 
 }  // namespace xtrace::server

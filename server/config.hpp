@@ -32,6 +32,11 @@ struct Config {
   std::chrono::milliseconds statement_timeout{5000};  // XTRACE_QUERY_TIMEOUT_MS
   std::chrono::milliseconds shutdown_grace{10000};    // XTRACE_SHUTDOWN_GRACE_MS
   std::string log_level = "info";                     // XTRACE_LOG_LEVEL
+  uint64_t wal_max_bytes = uint64_t{4} << 30;         // XTRACE_WAL_MAX_BYTES
+  uint64_t wal_min_free_bytes = uint64_t{256} << 20;  // XTRACE_WAL_MIN_FREE_BYTES
+  std::chrono::seconds wal_retention{24 * 3600};      // XTRACE_WAL_RETENTION
+  bool wal_sync = true;                               // XTRACE_WAL_SYNC (off: benchmarks only)
+  uint64_t max_inflight_bytes = uint64_t{256} << 20;  // XTRACE_MAX_INFLIGHT_BYTES
 };
 
 using GetEnv = std::function<std::optional<std::string>(std::string_view)>;
@@ -39,6 +44,9 @@ using GetEnv = std::function<std::optional<std::string>(std::string_view)>;
 // Reads and validates every variable. The error message is one line that names the variable and
 // what is wrong with it; it never contains a secret.
 common::Result<Config> LoadConfig(const GetEnv& getenv);
+
+// "90s", "30m", "24h", "7d" or plain seconds; nullopt when malformed or not positive.
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
 
 // The process environment, for LoadConfig.
 std::optional<std::string> ProcessEnv(std::string_view name);

@@ -24,6 +24,9 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Shared> shared)
       : stream_(std::move(socket)), shared_(std::move(shared)) {}
+  ~Session() { ReleaseBytes(); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void Run() {
     net::dispatch(stream_.get_executor(),
@@ -43,6 +46,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec, size_t) {
     if (ec == http::error::body_limit) return RejectTooLarge();
     if (ec) return Close();
+    if (!ReserveBytes()) return RejectOverloaded();
     // curl and many SDKs send `Expect: 100-continue` for larger bodies and wait for the interim
     // response before sending the body; answer it rather than letting them stall for a second.
     const auto& req = parser_->get();
@@ -90,6 +94,32 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  bool ReserveBytes() {
+    const auto declared = parser_->content_length();
+    // Without Content-Length a request has no body unless it is chunked, whose size is unknown
+    // until read: it is charged the whole body limit.
+    const uint64_t bytes =
+        declared ? *declared : (parser_->chunked() ? shared_->limits.body_bytes : 0);
+    const uint64_t total = shared_->inflight_bytes.fetch_add(bytes) + bytes;
+    reserved_ = bytes;
+    return total <= shared_->limits.inflight_bytes || bytes == total;  // one request always fits
+  }
+
+  void ReleaseBytes() {
+    shared_->inflight_bytes.fetch_sub(reserved_);
+    reserved_ = 0;
+  }
+
+  void RejectOverloaded() {
+    ReleaseBytes();
+    shared_->in_flight++;
+    started_ = std::chrono::steady_clock::now();
+    keep_alive_ = false;  // the body is unread
+    head_ = false;
+    Write(ErrorResponse(common::Error::Unavailable(
+        "too many request bytes in flight (XTRACE_MAX_INFLIGHT_BYTES); retry later")));
+  }
+
   void RejectTooLarge() {
     // The rest of the body is unread, so the connection cannot be reused.
     shared_->in_flight++;
@@ -128,6 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(shared_->limits.read_timeout);
     http::async_write(stream_, res_,
                       [self = shared_from_this(), keep](beast::error_code ec, size_t) {
+                        self->ReleaseBytes();
                         self->shared_->in_flight--;
                         if (ec || !keep) return self->Close();
                         self->ReadHeader();
@@ -146,6 +177,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   std::chrono::steady_clock::time_point started_;
+  uint64_t reserved_ = 0;  // this request's share of Shared::inflight_bytes
   bool keep_alive_ = true;
   bool head_ = false;
 };

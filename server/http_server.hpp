@@ -17,6 +17,9 @@ namespace xtrace::server {
 
 struct HttpLimits {
   uint64_t body_bytes = 20u << 20;
+  // Request bytes (declared Content-Length; the body limit for chunked bodies) admitted at once;
+  // beyond it a request is answered 503 before its body is read, so memory stays bounded.
+  uint64_t inflight_bytes = uint64_t{256} << 20;
   std::chrono::milliseconds read_timeout{30000};
 };
 
@@ -38,6 +41,7 @@ class HttpServer {
     Router* router = nullptr;
     HttpLimits limits;
     std::atomic<size_t> in_flight{0};
+    std::atomic<uint64_t> inflight_bytes{0};
     std::atomic<bool> stopping{false};
   };
 

@@ -65,6 +65,14 @@ int Run(const server::Config& config) {
 
   wal::Options wal_options;
   wal_options.dir = config.wal_dir;
+  wal_options.sync = config.wal_sync;
+  wal_options.max_backlog_bytes = config.wal_max_bytes;
+  wal_options.min_free_disk_bytes = config.wal_min_free_bytes;
+  wal_options.retention = config.wal_retention;
+  if (!config.wal_sync) {
+    spdlog::warn(
+        "XTRACE_WAL_SYNC=off: acknowledged batches can be lost on a crash (benchmarks only)");
+  }
   auto log = wal::Log::Open(wal_options);
   if (!log) {
     spdlog::critical("{}", log.error().message);
@@ -98,7 +106,9 @@ int Run(const server::Config& config) {
   try {
     http.emplace(ioc,
                  net::ip::tcp::endpoint(net::ip::make_address(config.bind_host), config.bind_port),
-                 router, server::HttpLimits{config.max_request_body_bytes, config.read_timeout});
+                 router,
+                 server::HttpLimits{config.max_request_body_bytes, config.max_inflight_bytes,
+                                    config.read_timeout});
   } catch (const std::exception& e) {
     spdlog::critical("BIND_ADDR: cannot listen on {}:{}: {}", config.bind_host, config.bind_port,
                      e.what());

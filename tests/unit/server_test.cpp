@@ -46,7 +46,12 @@ TEST(Config, ReadsEveryVariable) {
               {"XTRACE_MAX_REQUEST_BODY_BYTES", "1000"},
               {"XTRACE_ALLOW_UNAUTHENTICATED_COMPAT", "TRUE"},
               {"XTRACE_WAL_DIR", "/tmp/w"},
-              {"XTRACE_LOG_LEVEL", "debug"}});
+              {"XTRACE_LOG_LEVEL", "debug"},
+              {"XTRACE_WAL_MAX_BYTES", "1048576"},
+              {"XTRACE_WAL_MIN_FREE_BYTES", "0"},
+              {"XTRACE_WAL_RETENTION", "90m"},
+              {"XTRACE_WAL_SYNC", "off"},
+              {"XTRACE_MAX_INFLIGHT_BYTES", "4096"}});
   auto c = LoadConfig(EnvOf(env));
   ASSERT_TRUE(c.has_value()) << c.error().message;
   EXPECT_EQ(c->bind_host, "127.0.0.1");
@@ -60,6 +65,11 @@ TEST(Config, ReadsEveryVariable) {
   EXPECT_TRUE(c->allow_unauthenticated_compat);
   EXPECT_EQ(c->wal_dir, "/tmp/w");
   EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->wal_max_bytes, 1048576u);
+  EXPECT_EQ(c->wal_min_free_bytes, 0u);
+  EXPECT_EQ(c->wal_retention, std::chrono::minutes(90));
+  EXPECT_FALSE(c->wal_sync);
+  EXPECT_EQ(c->max_inflight_bytes, 4096u);
 
   env["XTRACE_PUBLIC_KEY"] = "xpk";  // XTRACE_ wins over LANGFUSE_
   env["XTRACE_SECRET_KEY"] = "xsk";
@@ -86,6 +96,12 @@ TEST(Config, BadValuesNameTheVariable) {
       {"XTRACE_ALLOW_UNAUTHENTICATED_COMPAT", "maybe"},
       {"XTRACE_LOG_LEVEL", "loud"},
       {"XTRACE_HTTP_THREADS", "0"},
+      {"XTRACE_WAL_MAX_BYTES", "0"},
+      {"XTRACE_WAL_MIN_FREE_BYTES", "lots"},
+      {"XTRACE_WAL_RETENTION", "0h"},
+      {"XTRACE_WAL_RETENTION", "1w"},
+      {"XTRACE_WAL_SYNC", "sometimes"},
+      {"XTRACE_MAX_INFLIGHT_BYTES", "-5"},
   };
   for (const auto& [var, value] : cases) {
     auto env = Required();
@@ -98,6 +114,16 @@ TEST(Config, BadValuesNameTheVariable) {
   auto env = Required();
   env["XTRACE_PUBLIC_KEY"] = "pk";  // a key pair needs both halves
   EXPECT_FALSE(LoadConfig(EnvOf(env)).has_value());
+}
+
+TEST(Config, Durations) {
+  EXPECT_EQ(ParseDuration("3600"), std::chrono::seconds(3600));
+  EXPECT_EQ(ParseDuration("45s"), std::chrono::seconds(45));
+  EXPECT_EQ(ParseDuration("24h"), std::chrono::hours(24));
+  EXPECT_EQ(ParseDuration("7d"), std::chrono::hours(168));
+  for (const char* bad : {"", "h", "0s", "-1h", "1.5h", "10x", "99999999d"}) {
+    EXPECT_FALSE(ParseDuration(bad).has_value()) << bad;
+  }
 }
 
 TEST(Config, DescriptionMasksSecrets) {
