@@ -1,6 +1,7 @@
 #include "ingest/ingestor.hpp"
 
 #include "ingest/batch.hpp"
+#include "ingest/metrics.hpp"
 #include "schema/codec.hpp"
 
 namespace xtrace::ingest {
@@ -11,6 +12,14 @@ const char kAccepted[] = R"({"message":"Request Successful."})";
 }  // namespace
 
 void Ingestor::TraceBatch(const common::ApiRequest& request, Respond respond) {
+  Submit(request, &ParseTraceBatch, std::move(respond));
+}
+
+void Ingestor::MetricBatch(const common::ApiRequest& request, Respond respond) {
+  Submit(request, &ParseMetricBatch, std::move(respond));
+}
+
+void Ingestor::Submit(const common::ApiRequest& request, Parser parse, Respond respond) {
   if (!IsJsonContentType(request.content_type)) {
     respond(common::Error{
         common::ErrorCode::kUnsupportedMediaType, "expected Content-Type: application/json", {}});
@@ -19,14 +28,22 @@ void Ingestor::TraceBatch(const common::ApiRequest& request, Respond respond) {
   IngestContext ctx;
   ctx.project_id = default_project_id_;
   ctx.received_at = common::Now();
-  auto record = ParseTraceBatch(request.body, ctx);
+  auto record = parse(request.body, ctx);
   if (!record) {
     respond(record.error());
     return;
   }
-  // `{}` is valid and changes nothing: acknowledge it without spending an fsync on it.
-  const auto& batch = std::get<schema::TraceBatch>(record->events);
-  if (!batch.trace && batch.observations.empty()) {
+  // A batch that carries nothing changes nothing: acknowledge it without spending an fsync.
+  const bool empty = std::visit(
+      [](const auto& events) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(events)>, schema::TraceBatch>) {
+          return !events.trace && events.observations.empty();
+        } else {
+          return events.points.empty();
+        }
+      },
+      record->events);
+  if (empty) {
     respond(common::ApiResponse::Json(kAccepted));
     return;
   }

@@ -8,6 +8,8 @@
 
 #include "common/api.hpp"
 #include "common/error.hpp"
+#include "ingest/batch.hpp"
+#include "schema/events.hpp"
 #include "wal/appender.hpp"
 
 namespace xtrace::ingest {
@@ -21,8 +23,13 @@ class Ingestor {
 
   // POST /v1/l/batch. Invalid input answers at once and appends nothing.
   void TraceBatch(const common::ApiRequest& request, Respond respond);
+  // POST /v1/metrics/batch. Same contract.
+  void MetricBatch(const common::ApiRequest& request, Respond respond);
 
  private:
+  using Parser = common::Result<schema::WalRecord> (*)(std::string_view, const IngestContext&);
+  void Submit(const common::ApiRequest& request, Parser parse, Respond respond);
+
   wal::Appender& wal_;
   const std::string default_project_id_;
 };

@@ -1,5 +1,7 @@
 #include "projector/fold.hpp"
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 #include <pqxx/prepared_statement>
 
 #include <charconv>
@@ -125,6 +127,56 @@ ON CONFLICT (project_id, id) DO UPDATE SET
   updated_at             = now()
 )sql";
 
+// One statement per metric record: series are created once (first sight) and points inserted in
+// bulk from parallel arrays; ON CONFLICT DO NOTHING makes a resent point, or a replayed record,
+// a no-op.
+constexpr char kInsertMetrics[] = R"sql(
+WITH input AS (
+  -- Of points repeated within one record, the first one wins, as across records.
+  SELECT DISTINCT ON (name, labels, ts) name, labels, ts, value
+  FROM unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::float8[])
+       WITH ORDINALITY AS u(name, labels, ts, value, n)
+  ORDER BY name, labels, ts, n),
+created AS (
+  INSERT INTO metric_series (project_id, environment, name, labels)
+  SELECT DISTINCT $1, $2, name, labels FROM input
+  ON CONFLICT (project_id, environment, name, labels) DO NOTHING
+  RETURNING id, name, labels),
+series AS (
+  SELECT id, name, labels FROM created
+  UNION ALL
+  SELECT s.id, s.name, s.labels FROM metric_series s
+  WHERE s.project_id = $1 AND s.environment = $2
+    AND (s.name, s.labels) IN (SELECT name, labels FROM input))
+INSERT INTO metric_points (project_id, series_id, ts, value)
+SELECT $1, series.id, input.ts, input.value
+FROM input JOIN series ON series.name = input.name AND series.labels = input.labels
+ON CONFLICT (project_id, series_id, ts) DO NOTHING
+)sql";
+
+std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& labels) {
+  boost::json::object o;
+  for (const auto& [k, v] : labels) o[k] = v;
+  return boost::json::serialize(o);
+}
+
+void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::MetricBatch& m) {
+  std::vector<std::string> names, labels, times, values;
+  names.reserve(m.points.size());
+  labels.reserve(m.points.size());
+  times.reserve(m.points.size());
+  values.reserve(m.points.size());
+  for (const auto& p : m.points) {
+    names.push_back(p.name);
+    labels.push_back(LabelsJson(p.labels));
+    times.push_back(common::FormatRfc3339(p.timestamp));
+    values.push_back(*Num(std::optional<double>(p.value)));
+  }
+  txn.exec_prepared("xtrace_insert_metrics", rec.project_id, rec.environment,
+                    common::PgTextArrayLiteral(names), common::PgTextArrayLiteral(labels),
+                    common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values));
+}
+
 void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::TraceEvent& t) {
   const std::vector<Param> params = {
       t.project_id.value_or(rec.project_id),
@@ -204,6 +256,7 @@ void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_upsert_trace", kUpsertTrace);
   conn.prepare("xtrace_placeholder_trace", kPlaceholderTrace);
   conn.prepare("xtrace_upsert_observation", kUpsertObservation);
+  conn.prepare("xtrace_insert_metrics", kInsertMetrics);
 }
 
 void Fold(pqxx::work& txn, const schema::WalRecord& record) {
@@ -211,7 +264,9 @@ void Fold(pqxx::work& txn, const schema::WalRecord& record) {
     if (batch->trace) FoldTrace(txn, record, *batch->trace);
     for (const auto& o : batch->observations) FoldObservation(txn, record, o);
   }
-  // Metric batches are projected by the metrics fold (not yet part of the schema).
+  if (const auto* metrics = std::get_if<schema::MetricBatch>(&record.events)) {
+    if (!metrics->points.empty()) FoldMetrics(txn, record, *metrics);
+  }
 }
 
 }  // namespace xtrace::projector

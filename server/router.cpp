@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "common/json.hpp"
+#include "schema/codec.hpp"
 #include "server/error_mapping.hpp"
 
 namespace xtrace::server {
@@ -13,7 +15,16 @@ using common::ApiResponse;
 using common::Error;
 using common::ErrorCode;
 
-enum class Route { kNone, kHealth, kReady, kTraceBatch, kTraceList, kTraceGet };
+enum class Route {
+  kNone,
+  kHealth,
+  kReady,
+  kStatus,
+  kTraceBatch,
+  kMetricBatch,
+  kTraceList,
+  kTraceGet
+};
 
 struct Match {
   Route route = Route::kNone;
@@ -27,6 +38,8 @@ Match MatchRoute(std::string_view path) {
   if (path == "/healthz") return {Route::kHealth, "GET", false, {}};
   if (path == "/readyz") return {Route::kReady, "GET", false, {}};
   if (path == "/v1/l/batch") return {Route::kTraceBatch, "POST", true, {}};
+  if (path == "/v1/metrics/batch") return {Route::kMetricBatch, "POST", true, {}};
+  if (path == "/api/internal/status") return {Route::kStatus, "GET", true, {}};
   if (path == "/api/public/traces") return {Route::kTraceList, "GET", true, {}};
   if (path.starts_with(kTracesPrefix) && path.size() > kTracesPrefix.size() &&
       path.find('/', kTracesPrefix.size()) == std::string_view::npos) {
@@ -50,6 +63,42 @@ Router::Router(const Config& config, wal::Log& log, projector::Projector& projec
       ingestor_(ingestor),
       traces_(traces),
       blocking_(blocking) {}
+
+ApiResponse Router::Status() const {
+  const auto wal = log_.GetStats();
+  const auto projector = projector_.status();
+  const uint64_t lag =
+      wal.last_seq > projector.projected_seq ? wal.last_seq - projector.projected_seq : 0;
+  double lag_seconds = 0;
+  if (lag > 0) {
+    // Age of the oldest record not yet projected.
+    auto next = log_.Read(projector.projected_seq, 1, 1);
+    if (next && !next->empty()) {
+      if (auto record = schema::DecodeRecord(next->front().bytes)) {
+        lag_seconds = std::chrono::duration<double>(common::Now() - record->received_at).count();
+      }
+    }
+  }
+  boost::json::object body;
+  body["wal"] = {{"id", log_.id().ToString()},
+                 {"firstSequence", wal.first_seq},
+                 {"lastSequence", wal.last_seq},
+                 {"diskBytes", wal.disk_bytes},
+                 {"backlogBytes", wal.backlog_bytes},
+                 {"freeDiskBytes", wal.free_disk_bytes},
+                 {"acceptingWrites", wal.accepting_writes},
+                 {"refusal", wal.refusal.empty() ? boost::json::value(nullptr)
+                                                 : boost::json::value(wal.refusal)},
+                 {"commits", wal.commits},
+                 {"committedRecords", wal.committed_records},
+                 {"trimmedRecords", wal.trimmed_records}};
+  body["projector"] = {{"projectedSequence", projector.projected_seq},
+                       {"lagRecords", lag},
+                       {"lagSeconds", lag_seconds},
+                       {"postgres", projector.database_up ? "up" : "down"},
+                       {"quarantinedEvents", projector.skipped_records}};
+  return ApiResponse::Json(common::SerializeJson(body));
+}
 
 ApiResponse Router::Ready() const {
   // Ready means "can accept writes": PostgreSQL being down does not take the node out of a load
@@ -95,6 +144,15 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
       ingestor_.TraceBatch(api, [reply](common::Result<ApiResponse> r) { reply(FromResult(r)); });
       return;
     }
+    case Route::kMetricBatch: {
+      const common::ApiRequest api{request.path, request.query, request.content_type, request.body};
+      ingestor_.MetricBatch(api, [reply](common::Result<ApiResponse> r) { reply(FromResult(r)); });
+      return;
+    }
+    case Route::kStatus:
+      // Reads one WAL record to date the oldest unprojected one: off the I/O thread.
+      boost::asio::post(blocking_, [this, reply] { reply(Status()); });
+      return;
     case Route::kTraceList:
       boost::asio::post(blocking_, [this, request, reply] {
         const common::ApiRequest api{request.path, request.query, request.content_type, {}};

@@ -40,6 +40,7 @@ class Router {
 
  private:
   common::ApiResponse Ready() const;
+  common::ApiResponse Status() const;
 
   const Credentials credentials_;
   wal::Log& log_;

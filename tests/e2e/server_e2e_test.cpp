@@ -212,6 +212,35 @@ TEST_F(ServerTest, IngestKeepsAcknowledgingWhileTheDatabaseIsUnreachable) {
   EXPECT_EQ(read.headers["Retry-After"], "1");
 }
 
+TEST_F(ServerTest, MetricsBatchIsAcknowledgedAndProjected) {
+  const std::string body = R"({"metrics":[{"name":"gpu_util","labels":{"gpu":"0"},"value":0.5,
+                               "timestamp":"2026-01-01T00:00:00Z"}]})";
+  auto ack = Http(server_->port(), "POST", "/v1/metrics/batch", body, kAuthJson);
+  ASSERT_EQ(ack.status, 200) << ack.body;
+  EXPECT_EQ(ack.body, R"({"message":"Request Successful."})");
+  auto bad = Http(server_->port(), "POST", "/v1/metrics/batch", R"({"metrics":[{"name":"x"}]})",
+                  kAuthJson);
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(boost::json::parse(bad.body).at("field"), "metrics[0].value");
+
+  // The status route shows the record projected.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  boost::json::value status;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = Get("/api/internal/status");
+    ASSERT_EQ(r.status, 200) << r.body;
+    status = boost::json::parse(r.body);
+    if (status.at("projector").at("lagRecords").to_number<int64_t>() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(status.at("wal").at("lastSequence").to_number<int64_t>(), 1);
+  EXPECT_EQ(status.at("projector").at("projectedSequence").to_number<int64_t>(), 1);
+  EXPECT_EQ(status.at("projector").at("postgres"), "up");
+  EXPECT_EQ(status.at("wal").at("acceptingWrites"), true);
+  EXPECT_GT(status.at("wal").at("diskBytes").to_number<int64_t>(), 0);
+  EXPECT_EQ(Http(server_->port(), "GET", "/api/internal/status").status, 401);
+}
+
 TEST(ServerBinary, BadConfigurationExitsNonZeroNamingTheVariable) {
   testing::ServerProcess bad({{"DATABASE_URL", "postgresql://x@127.0.0.1/db"},
                               {"API_BEARER_TOKEN", "t"},

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ingest/batch.hpp"
+#include "ingest/metrics.hpp"
 #include "projector/migrator.hpp"
 #include "projector/projector.hpp"
 #include "query/traces.hpp"
@@ -64,7 +65,9 @@ class ProjectionTest : public ::testing::Test {
   void Ingest(const std::string& body, int64_t received_us = 1767225600000000) {
     ingest::IngestContext ctx;
     ctx.received_at = common::TimePoint(common::Micros(received_us));
-    auto record = ingest::ParseTraceBatch(body, ctx);
+    auto record = body.find("\"metrics\"") != std::string::npos
+                      ? ingest::ParseMetricBatch(body, ctx)
+                      : ingest::ParseTraceBatch(body, ctx);
     ASSERT_TRUE(record.has_value()) << record.error().message;
     std::promise<void> done;
     log_->Append(schema::EncodeRecord(*record), [&](common::Result<uint64_t> r) {
@@ -193,6 +196,25 @@ TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) 
   EXPECT_EQ(projector_->status().projected_seq, 1u);
   EXPECT_EQ(projector_->status().skipped_records, 0u);
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "first");
+}
+
+TEST_F(ProjectionTest, MetricPointsAreKeyedSoResendsAreNoOps) {
+  const std::string batch = R"({"metrics":[
+      {"name":"gpu","labels":{"host":"a","gpu":"0"},"value":1,"timestamp":"2026-01-01T00:00:00Z"},
+      {"name":"gpu","labels":{"gpu":"0","host":"a"},"value":2,"timestamp":"2026-01-01T00:01:00Z"},
+      {"name":"gpu","labels":{"gpu":"1","host":"a"},"value":3,"timestamp":"2026-01-01T00:00:00Z"},
+      {"name":"gpu","labels":{"gpu":"1","host":"a"},"value":99,"timestamp":"2026-01-01T00:00:00Z"}]})";
+  Ingest(batch);
+  Ingest(batch);  // a client retry
+  Ingest(R"({"metrics":[{"name":"gpu","labels":{"host":"a","gpu":"0"},"value":50,
+                         "timestamp":"2026-01-01T00:00:00Z"}]})");
+  WaitProjected();
+  pqxx::connection conn(db_.url());
+  pqxx::work txn(conn);
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM metric_series")[0].as<int>(), 2);
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM metric_points")[0].as<int>(), 3);
+  // First write wins, within a batch and across batches.
+  EXPECT_EQ(txn.exec1("SELECT sum(value) FROM metric_points")[0].as<double>(), 6.0);
 }
 
 TEST_F(ProjectionTest, QueriesReadTheProjection) {

@@ -194,3 +194,50 @@ TEST(Ingestor, InvalidInputAppendsNothing) {
 
 }  // namespace
 }  // namespace xtrace::ingest
+
+#include "ingest/metrics.hpp"
+
+namespace xtrace::ingest {
+namespace {
+
+TEST(MetricBatch, ParsesPointsWithSortedLabels) {
+  auto r = ParseMetricBatch(R"({"metrics":[
+      {"name":"gpu_util","labels":{"host":"a","gpu":"0"},"value":0.5,"timestamp":"2026-01-01T00:00:00Z"},
+      {"name":"up","value":1,"timestamp":"2026-01-01T00:00:01+01:00","labels":null}]})",
+                            kCtx);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  const auto& points = std::get<schema::MetricBatch>(r->events).points;
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0].labels,
+            (std::vector<std::pair<std::string, std::string>>{{"gpu", "0"}, {"host", "a"}}));
+  EXPECT_EQ(points[0].value, 0.5);
+  EXPECT_TRUE(points[1].labels.empty());
+  EXPECT_EQ(points[1].timestamp.time_since_epoch().count(), 1767222001000000);
+}
+
+TEST(MetricBatch, RejectsMissingAndMistypedFieldsByPath) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({})", "metrics"},
+      {R"({"metrics":null})", "metrics"},
+      {R"({"metrics":{}})", "metrics"},
+      {R"({"metrics":[{"value":1,"timestamp":"2026-01-01T00:00:00Z"}]})", "metrics[0].name"},
+      {R"({"metrics":[{"name":"a","timestamp":"2026-01-01T00:00:00Z"}]})", "metrics[0].value"},
+      {R"({"metrics":[{"name":"a","value":1}]})", "metrics[0].timestamp"},
+      {R"({"metrics":[{"name":"a","value":"1","timestamp":"2026-01-01T00:00:00Z"}]})",
+       "metrics[0].value"},
+      {R"({"metrics":[{"name":"a","value":1,"timestamp":"2026-01-01T00:00:00Z","labels":{"k":1}}]})",
+       "metrics[0].labels.k"},
+      {R"({"metrics":[{"name":"a","value":1,"timestamp":"2026-01-01T00:00:00Z","labels":[]}]})",
+       "metrics[0].labels"},
+  };
+  for (const auto& [body, field] : cases) {
+    auto r = ParseMetricBatch(body, kCtx);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().code, common::ErrorCode::kInvalidField) << body;
+    EXPECT_EQ(r.error().field, field) << body;
+  }
+  EXPECT_EQ(ParseMetricBatch("nope", kCtx).error().code, common::ErrorCode::kMalformedJson);
+}
+
+}  // namespace
+}  // namespace xtrace::ingest
