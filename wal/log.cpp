@@ -154,9 +154,14 @@ std::optional<Error> Log::Refusal(size_t incoming_bytes) const {
   return std::nullopt;
 }
 
+size_t Log::ReadinessHeadroom() const {
+  // Ready means a typical request still fits: 64 KiB, or 1/16 of a smaller cap.
+  return static_cast<size_t>(std::min<uint64_t>(64 * 1024, options_.max_backlog_bytes / 16));
+}
+
 bool Log::AcceptingWrites() const {
   std::lock_guard lock(mu_);
-  return !Refusal(0).has_value();
+  return !Refusal(ReadinessHeadroom()).has_value();
 }
 
 void Log::Append(std::string record, AppendCallback done) {
@@ -204,7 +209,8 @@ void Log::CommitLoop() {
 }
 
 void Log::CommitGroup(std::vector<Pending>& group) {
-  const uint64_t first = last_seq_.load(std::memory_order_relaxed) + 1;
+  const uint64_t first =
+      std::max(last_seq_.load(std::memory_order_relaxed) + 1, min_next_seq_.load());
   rocksdb::WriteBatch batch;
   size_t bytes = 0;
   for (size_t i = 0; i < group.size(); ++i) {
@@ -242,6 +248,13 @@ void Log::CommitGroup(std::vector<Pending>& group) {
 
 void Log::SetProjected(uint64_t seq) {
   projected_seq_.store(seq);
+  if (seq > last_seq_.load()) {
+    spdlog::error(
+        "wal: projected sequence {} is beyond the log's last sequence {}: records were "
+        "lost from the WAL; new records continue at {}",
+        seq, last_seq_.load(), seq + 1);
+    min_next_seq_.store(seq + 1);
+  }
 }
 
 void Log::MaintenanceLoop() {
@@ -363,7 +376,7 @@ Stats Log::GetStats() const {
   s.free_disk_bytes = free_disk_bytes_.load();
   {
     std::lock_guard lock(mu_);
-    const auto refusal = Refusal(0);
+    const auto refusal = Refusal(ReadinessHeadroom());
     s.accepting_writes = !refusal.has_value();
     if (refusal) s.refusal = refusal->message;
   }

@@ -106,12 +106,16 @@ class Log final : public Appender {
   void WaitForAppend(uint64_t after, std::chrono::milliseconds timeout) const;
 
   // The projector reports how far it has durably projected; trimming and the backlog use it.
+  // A projected sequence beyond LastSequence() means the log lost records it once held (a
+  // damaged or restored disk): new records then continue after it rather than reuse sequence
+  // numbers the projector has already consumed, which would hide them from projection.
   void SetProjected(uint64_t seq);
 
   // Stops accepting appends, commits what is pending and joins the threads. Idempotent.
   void Close();
 
-  // False while appends are refused (see refusal in Stats).
+  // False while appends are refused (see refusal in Stats), or the backlog is so close to its cap
+  // that a typical request would be (readiness: better another node takes the traffic).
   bool AcceptingWrites() const;
 
   Stats GetStats() const;
@@ -131,6 +135,7 @@ class Log final : public Appender {
   void RefreshCapacity();
   void Trim();
   std::optional<common::Error> Refusal(size_t incoming_bytes) const;
+  size_t ReadinessHeadroom() const;
 
   const Options options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -140,6 +145,7 @@ class Log final : public Appender {
   std::atomic<uint64_t> first_seq_;
   std::atomic<uint64_t> last_seq_;
   std::atomic<uint64_t> projected_seq_{0};
+  std::atomic<uint64_t> min_next_seq_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> committed_records_{0};
   std::atomic<uint64_t> trimmed_records_{0};

@@ -4,7 +4,9 @@
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
 
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -19,6 +21,49 @@ std::string ClusterUrl(const std::string& database) {
     throw std::runtime_error(std::string("no test PostgreSQL cluster in ") + dir +
                              " (ctest starts it: run the tests through ctest)");
   return "postgresql://postgres@127.0.0.1:" + port + "/" + database;
+}
+
+namespace {
+
+std::string RunScript(const std::string& args) {
+  const std::string command =
+      std::string(XTRACE_SOURCE_DIR) + "/tools/pg-local.sh " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  if (pclose(pipe) != 0) throw std::runtime_error(command + " failed: " + out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+PrivateCluster::PrivateCluster() {
+  char tmpl[] = "/tmp/xtrace-pg-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  url_ = RunScript("start " + dir_ + " auto");
+  port_ = url_.substr(url_.rfind(':') + 1);
+  port_ = port_.substr(0, port_.find('/'));
+}
+
+PrivateCluster::~PrivateCluster() {
+  try {
+    RunScript("stop " + dir_);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+void PrivateCluster::Stop() {
+  RunScript("stop " + dir_);
+}
+
+void PrivateCluster::Start() {
+  RunScript("start " + dir_ + " " + port_);
 }
 
 TestDatabase::TestDatabase() {

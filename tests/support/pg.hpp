@@ -25,4 +25,23 @@ class TestDatabase {
   std::string url_;
 };
 
+// A PostgreSQL cluster of the test's own (tools/pg-local.sh in a temporary directory), for
+// tests that stop and start the database. Removed with the object.
+class PrivateCluster {
+ public:
+  PrivateCluster();
+  ~PrivateCluster();
+  PrivateCluster(const PrivateCluster&) = delete;
+  PrivateCluster& operator=(const PrivateCluster&) = delete;
+
+  const std::string& url() const { return url_; }
+  void Stop();
+  void Start();
+
+ private:
+  std::string dir_;
+  std::string port_;
+  std::string url_;
+};
+
 }  // namespace xtrace::testing

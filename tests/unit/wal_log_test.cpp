@@ -191,6 +191,16 @@ TEST(WalLog, RetentionKeepsRecentRecordsEvenWhenProjected) {
   EXPECT_EQ(log->Read(0, 100, 1 << 20)->size(), 5u);
 }
 
+TEST(WalLog, NeverReusesSequencesTheProjectorAlreadyConsumed) {
+  testing::TempDir dir;
+  auto log = OpenAt(dir.path());
+  AppendAndWait(*log, "a");
+  // As after a damaged disk: the projector's cursor (5) is ahead of the log (1).
+  log->SetProjected(5);
+  EXPECT_EQ(AppendAndWait(*log, "b"), 6u);
+  EXPECT_EQ(log->LastSequence(), 6u);
+}
+
 TEST(WalLog, OpenFailsCleanlyOnAnUnusableDirectory) {
   Options options;
   options.dir = "/proc/xtrace-cannot-create-here";
