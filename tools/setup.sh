@@ -14,7 +14,7 @@ packages=(
   libcli11-dev
   postgresql postgresql-contrib postgresql-common
   clang-format clang-tidy
-  wrk procps
+  wrk procps bc
 )
 
 missing=()
