@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -52,7 +54,32 @@ uint64_t SequenceFromKey(std::string_view key) {
   return seq;
 }
 
-common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
+namespace {
+
+// RocksDB's own diagnostics go to the process log rather than to a LOG file beside the data: a
+// full WAL disk must not also break logging (RocksDB asserts when its info log cannot write).
+class RocksLogger : public rocksdb::Logger {
+ public:
+  RocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", buf);
+    } else {
+      spdlog::warn("rocksdb: {}", buf);
+    }
+  }
+};
+
+// Opens the RocksDB instance with both column families.
+common::Result<std::unique_ptr<rocksdb::DB>> OpenDb(
+    const std::string& dir, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
@@ -61,16 +88,36 @@ common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
   // kAbsoluteConsistency would refuse to open and kSkipAnyCorruptedRecords could skip a hole.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.keep_log_file_num = 4;
-
+  db_options.info_log = std::make_shared<RocksLogger>();
   rocksdb::ColumnFamilyOptions cf_options;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, cf_options}, {kMetaFamily, cf_options}};
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  handles.clear();
   rocksdb::DB* raw = nullptr;
-  auto status = rocksdb::DB::Open(db_options, options.dir, families, &handles, &raw);
-  if (!status.ok()) return OpenError("cannot open WAL in " + options.dir, status);
-  std::unique_ptr<rocksdb::DB> db(raw);
+  auto status = rocksdb::DB::Open(db_options, dir, families, &handles, &raw);
+  if (!status.ok()) return OpenError("cannot open WAL in " + dir, status);
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+// The first and last sequence numbers present (first = last + 1 when empty).
+std::pair<uint64_t, uint64_t> SequenceRange(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), cf));
+  uint64_t first = 0, last = 0;
+  it->SeekToLast();
+  if (it->Valid()) last = SequenceFromKey(it->key().ToStringView());
+  it->SeekToFirst();
+  first = it->Valid() ? SequenceFromKey(it->key().ToStringView()) : last + 1;
+  return {first, last};
+}
+
+}  // namespace
+
+common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  auto opened = OpenDb(options.dir, handles);
+  if (!opened) return opened.error();
+  std::unique_ptr<rocksdb::DB> db = std::move(*opened);
+  rocksdb::Status status;
 
   // The log's identity: created once, then read back on every open.
   std::string id_bytes;
@@ -89,15 +136,7 @@ common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
     std::memcpy(id.bytes.data(), id_bytes.data(), 16);
   }
 
-  uint64_t first_seq = 0, last_seq = 0;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[0]));
-    it->SeekToLast();
-    if (it->Valid()) last_seq = SequenceFromKey(it->key().ToStringView());
-    it->SeekToFirst();
-    first_seq = it->Valid() ? SequenceFromKey(it->key().ToStringView()) : last_seq + 1;
-    if (!it->status().ok()) return OpenError("cannot scan WAL", it->status());
-  }
+  const auto [first_seq, last_seq] = SequenceRange(*db, handles[0]);
   spdlog::info("wal: opened {} (id {}, sequences {}..{})", options.dir, id.ToString(), first_seq,
                last_seq);
   return std::unique_ptr<Log>(
@@ -120,6 +159,7 @@ Log::Log(const Options& options, std::unique_ptr<rocksdb::DB> db,
 
 Log::~Log() {
   Close();
+  if (!db_) return;
   for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
   db_->Close();
 }
@@ -209,6 +249,13 @@ void Log::CommitLoop() {
 }
 
 void Log::CommitGroup(std::vector<Pending>& group) {
+  std::shared_lock db_lock(db_mu_);
+  if (!db_ || write_failed_.load()) {
+    const Error error{
+        ErrorCode::kWalUnavailable, "the WAL cannot write right now; retry later", {}};
+    for (auto& p : group) p.done(error);
+    return;
+  }
   const uint64_t first =
       std::max(last_seq_.load(std::memory_order_relaxed) + 1, min_next_seq_.load());
   rocksdb::WriteBatch batch;
@@ -265,15 +312,7 @@ void Log::MaintenanceLoop() {
       maintenance_cv_.wait_for(lock, options_.maintenance_interval, [&] { return closing_; });
       if (closing_) return;
     }
-    if (write_failed_.load()) {
-      // A failed write (ENOSPC, I/O error) may leave RocksDB read-only; Resume() clears it once
-      // the cause is gone (it is a no-op when nothing needs resuming).
-      const auto s = db_->Resume();
-      if (s.ok()) {
-        spdlog::info("wal: writes resumed");
-        write_failed_ = false;
-      }
-    }
+    if (write_failed_.load()) Reopen();
     RefreshCapacity();
     if (std::chrono::steady_clock::now() >= next_trim) {
       Trim();
@@ -281,6 +320,46 @@ void Log::MaintenanceLoop() {
           std::chrono::steady_clock::now() + kTrimEveryTicks * options_.maintenance_interval;
     }
   }
+}
+
+void Log::Reopen() {
+  // After a failed write RocksDB must not be written to again through the same log file (its
+  // writer is left in an error state), so the database is closed and opened afresh: recovery
+  // replays the log up to the last intact entry, and writing continues in a new file. Fails
+  // (and is retried on the next tick) while the disk is still full.
+  std::unique_lock lock(db_mu_);
+  if (db_) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+  }
+  handles_.clear();
+  db_.reset();
+  auto opened = OpenDb(options_.dir, handles_);
+  if (!opened) {
+    spdlog::warn("wal: reopen after write failure failed: {}", opened.error().message);
+    // Keep a usable handle for readers: a read-only instance needs no free space.
+    rocksdb::DBOptions ro_options;
+    ro_options.info_log = std::make_shared<RocksLogger>();
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {kMetaFamily, {}}};
+    rocksdb::DB* raw = nullptr;
+    if (rocksdb::DB::OpenForReadOnly(ro_options, options_.dir, families, &handles_, &raw).ok()) {
+      db_.reset(raw);
+    }
+    return;
+  }
+  db_ = std::move(*opened);
+  // A record whose write failed may still have reached the log intact; never reuse its number.
+  const auto [first, last] = SequenceRange(*db_, handles_[0]);
+  first_seq_ = first;
+  if (last > last_seq_.load()) {
+    spdlog::warn("wal: {} records of failed writes were kept by recovery", last - last_seq_.load());
+    std::lock_guard mu_lock(mu_);
+    last_seq_ = last;
+  }
+  last_indexed_minute_ = -1;
+  write_failed_ = false;
+  spdlog::info("wal: reopened after a write failure; accepting writes again");
 }
 
 void Log::RefreshCapacity() {
@@ -291,7 +370,8 @@ void Log::RefreshCapacity() {
   const uint64_t last = last_seq_.load();
   const uint64_t from = std::max(projected_seq_.load(), first_seq_.load() - 1) + 1;
   uint64_t backlog = 0;
-  if (last >= from) {
+  std::shared_lock db_lock(db_mu_);
+  if (last >= from && db_) {
     const std::string start = SequenceKey(from), limit = SequenceKey(last + 1);
     rocksdb::Range range(start, limit);
     rocksdb::SizeApproximationOptions approx;
@@ -311,6 +391,8 @@ void Log::RefreshCapacity() {
 }
 
 void Log::Trim() {
+  std::shared_lock db_lock(db_mu_);
+  if (!db_ || write_failed_.load()) return;
   const uint64_t projected = projected_seq_.load();
   const uint64_t first = first_seq_.load();
   if (projected < first) return;
@@ -390,6 +472,8 @@ common::Result<std::vector<Entry>> Log::Read(uint64_t after, size_t max_records,
                                              size_t max_bytes) const {
   std::vector<Entry> out;
   if (max_records == 0) return out;
+  std::shared_lock db_lock(db_mu_);
+  if (!db_) return Error{ErrorCode::kWalUnavailable, "the WAL is being reopened", {}};
   const std::string lower = SequenceKey(after + 1);
   const std::string upper = SequenceKey(after + 1 + max_records);
   rocksdb::Slice lower_slice(lower), upper_slice(upper);

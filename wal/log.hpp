@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,11 +134,16 @@ class Log final : public Appender {
   void CommitGroup(std::vector<Pending>& group);
   void MaintenanceLoop();
   void RefreshCapacity();
+  void Reopen();
   void Trim();
   std::optional<common::Error> Refusal(size_t incoming_bytes) const;
   size_t ReadinessHeadroom() const;
 
   const Options options_;
+  // db_ and handles_ are replaced only by Reopen() (after a failed write), under the exclusive
+  // lock; every other use holds the shared lock. db_ is null only if even a read-only reopen
+  // failed.
+  mutable std::shared_mutex db_mu_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // [default, meta]
   const common::Uuid id_;

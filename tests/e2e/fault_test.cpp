@@ -2,11 +2,16 @@
 // kill -9 under load, a database outage mid-stream, a torn WAL tail, and a WAL over its cap.
 #include <gtest/gtest.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <pqxx/pqxx>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -263,6 +268,97 @@ TEST(Fault, WalOverItsCapAnswers503ThenRecovers) {
   ASSERT_EQ(status, 200) << server.Log();
   ASSERT_TRUE(WaitDrained(server.port()));
   EXPECT_EQ(Projected(pg.url()).size(), static_cast<size_t>(accepted + 1));
+}
+
+// ENOSPC for real: the WAL on a small tmpfs (needs root, as CI runs; skipped otherwise).
+TEST(Fault, FullDiskAnswers503AndRecoversWhenSpaceReturns) {
+  testing::TestDatabase db;
+  testing::TempDir mount_point;
+  const std::string mount =
+      "mount -t tmpfs -o size=6m tmpfs " + mount_point.path() + " 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { std::system(("umount -l " + path + " 2>/dev/null").c_str()); }
+  } unmount{mount_point.path()};
+
+  auto env = ServerEnv(db.url(), mount_point.path() + "/wal");
+  env["XTRACE_WAL_MIN_FREE_BYTES"] = "0";                          // let the disk really fill up
+  env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/none";  // nothing drains meanwhile
+  testing::ServerProcess server(env);
+  ASSERT_TRUE(server.Start()) << server.Log();
+
+  // About 60 KB per batch: a 6 MiB disk fills within a few hundred.
+  const std::string filler(60000, 'x');
+  auto big_batch = [&](int i) {
+    return R"({"trace":{"id":")" + TraceId(3, i) + R"(","input":")" + filler + R"("}})";
+  };
+  int acked = 0;
+  HttpResult refused;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = Http(server.port(), "POST", "/v1/l/batch", big_batch(i), kAuthJson);
+    if (r.status != 200) {
+      refused = r;
+      break;
+    }
+    ++acked;
+  }
+  ASSERT_EQ(refused.status, 503) << refused.body << server.Log();
+  EXPECT_EQ(refused.headers["Retry-After"], "1");
+  EXPECT_EQ(boost::json::parse(refused.body).at("code"), "WAL_UNAVAILABLE") << refused.body;
+  EXPECT_EQ(Http(server.port(), "GET", "/readyz").status, 503);
+  EXPECT_TRUE(Http(server.port(), "GET", "/healthz").status == 200) << "the process stays up";
+
+  // Space returns: the WAL resumes by itself and accepts again.
+  ASSERT_EQ(std::system(("mount -o remount,size=64m " + mount_point.path()).c_str()), 0);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  int status = 0;
+  while (Clock::now() < deadline) {
+    status = Http(server.port(), "POST", "/v1/l/batch", big_batch(acked), kAuthJson).status;
+    if (status == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(status, 200) << server.Log();
+  ++acked;
+  // Every acknowledged batch is in the log: none was lost to the failed writes.
+  EXPECT_EQ(Status(server.port()).at("wal").at("lastSequence").to_number<int64_t>(), acked);
+  server.Stop();
+  testing::ServerProcess again(env);
+  ASSERT_TRUE(again.Start()) << again.Log();
+  EXPECT_EQ(Status(again.port()).at("wal").at("lastSequence").to_number<int64_t>(), acked);
+}
+
+// Overload: request bytes in flight are bounded, and the excess is refused before its body.
+TEST(Fault, InflightBytesAreBounded) {
+  testing::TestDatabase db;
+  testing::TempDir wal;
+  auto env = ServerEnv(db.url(), wal.path() + "/wal");
+  env["XTRACE_MAX_INFLIGHT_BYTES"] = "100000";
+  testing::ServerProcess server(env);
+  ASSERT_TRUE(server.Start()) << server.Log();
+
+  // A client that declares 90 kB and sends the body slowly holds its share...
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket slow(ioc);
+  slow.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
+  const std::string head = std::string("POST /v1/l/batch HTTP/1.1\r\nHost: x\r\n") +
+                           "Authorization: Bearer " + kToken +
+                           "\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n\r\n{";
+  boost::asio::write(slow, boost::asio::buffer(head));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // ...so a second 20 kB request does not fit: 503 at once.
+  const std::string body =
+      R"({"trace":{"id":")" + TraceId(4, 0) + R"(","input":")" + std::string(20000, 'y') + R"("}})";
+  auto r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("XTRACE_MAX_INFLIGHT_BYTES"), std::string::npos) << r.body;
+  slow.close();  // the reservation is released with the connection
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline &&
+         (r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson)).status != 200) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(r.status, 200) << r.body;
 }
 
 }  // namespace

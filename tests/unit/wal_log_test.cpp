@@ -156,6 +156,18 @@ TEST(WalLog, BacklogCapRefusesWithWalFullUntilProjectionCatchesUp) {
   EXPECT_EQ(AppendAndWait(*log, record), accepted + 1);
 }
 
+TEST(WalLog, LowFreeDiskRefusesWithWalFull) {
+  testing::TempDir dir;
+  Options options;
+  options.min_free_disk_bytes = UINT64_MAX;  // no disk has that much free
+  auto log = OpenAt(dir.path(), options);
+  auto r = TryAppend(*log, "x");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, common::ErrorCode::kWalFull);
+  EXPECT_FALSE(log->AcceptingWrites());
+  EXPECT_NE(log->GetStats().refusal.find("disk"), std::string::npos);
+}
+
 TEST(WalLog, TrimsOnlyProjectedRecordsOlderThanRetention) {
   testing::TempDir dir;
   Options options;
