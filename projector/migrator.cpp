@@ -56,4 +56,11 @@ void ApplyMigrations(pqxx::connection& conn) {
   }
 }
 
+uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id) {
+  pqxx::work txn(conn);
+  const auto rows =
+      txn.exec_params("SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid", wal_id);
+  return rows.empty() ? 0 : rows[0][0].as<uint64_t>();
+}
+
 }  // namespace xtrace::projector

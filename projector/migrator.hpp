@@ -2,6 +2,9 @@
 
 #include <pqxx/connection>
 
+#include <cstdint>
+#include <string>
+
 namespace xtrace::projector {
 
 // Applies every migration of schema::Migrations() not yet recorded in schema_migrations, each in
@@ -9,5 +12,8 @@ namespace xtrace::projector {
 // a session-level advisory lock serializes them, and the losers find the work done.
 // Throws pqxx exceptions on failure.
 void ApplyMigrations(pqxx::connection& conn);
+
+// The projected sequence stored for a WAL (0 when it has none yet).
+uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id);
 
 }  // namespace xtrace::projector

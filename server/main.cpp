@@ -79,11 +79,14 @@ int Run(const server::Config& config) {
     return 1;
   }
 
-  // Migrate before serving reads, when PostgreSQL is reachable; when it is not, ingest starts
-  // anyway (the WAL holds writes) and the projector migrates once it connects.
+  // Migrate before serving reads, and tell the WAL how far it was projected before serving
+  // writes: if the log lost records the cursor had consumed (a damaged or restored disk), new
+  // records must not reuse those sequence numbers. When PostgreSQL is unreachable, ingest starts
+  // anyway (the WAL holds writes) and the projector does both once it connects.
   try {
     pqxx::connection conn(config.database_url);
     projector::ApplyMigrations(conn);
+    (*log)->SetProjected(projector::LoadCursor(conn, (*log)->id().ToString()));
   } catch (const std::exception& e) {
     spdlog::warn("PostgreSQL unreachable at start ({}); ingest continues, projection waits",
                  e.what());

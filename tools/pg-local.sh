@@ -3,7 +3,7 @@
 #
 #   tools/pg-local.sh start DIR PORT   create (first time) and start the cluster in DIR; prints
 #                                      its URL, database "xtrace", user "postgres", trust auth;
-#                                      PORT "auto" takes the first free port from 55432 up
+#                                      PORT "auto" picks a free port (retrying on a clash)
 #   tools/pg-local.sh stop DIR         stop it (fast shutdown)
 #   tools/pg-local.sh url DIR          print the URL of a cluster started earlier
 #
@@ -22,11 +22,8 @@ as_owner() {
 case "$cmd" in
   start)
     port=${3:?missing PORT}
-    if [[ "$port" == auto ]]; then
-      for candidate in $(seq 55432 55999); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
-      done
-    fi
+    auto=false
+    [[ "$port" == auto ]] && auto=true
     mkdir -p "$dir"
     if [[ $(id -u) -eq 0 ]]; then
       chown postgres:postgres "$dir"
@@ -43,9 +40,19 @@ case "$cmd" in
     if as_owner "$pg_bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       port=$(cat "$dir/port")  # already running: keep the port it was started on
     else
-      as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-        -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200" >/dev/null \
-        || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+      # With "auto", several clusters may start at once (parallel tests): a random free-looking
+      # port can still be taken by a sibling before it binds, so a failed start tries another.
+      for attempt in 1 2 3 4 5 6; do
+        if $auto; then
+          port=$((20000 + RANDOM % 40000))
+          (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+        fi
+        if as_owner "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+          -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200" >/dev/null; then
+          break
+        fi
+        if ! $auto || [[ $attempt == 6 ]]; then tail -n 20 "$dir/server.log" >&2; exit 1; fi
+      done
     fi
     echo "$port" >"$dir/port"
     as_owner "$pg_bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -tAq \

@@ -43,7 +43,9 @@ std::string RunScript(const std::string& args) {
 PrivateCluster::PrivateCluster() {
   char tmpl[] = "/tmp/xtrace-pg-XXXXXX";
   dir_ = mkdtemp(tmpl);
+  // The URL is the script's last line; retries on a port clash may print before it.
   url_ = RunScript("start " + dir_ + " auto");
+  url_ = url_.substr(url_.rfind('\n') + 1);
   port_ = url_.substr(url_.rfind(':') + 1);
   port_ = port_.substr(0, port_.find('/'));
 }
