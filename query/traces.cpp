@@ -134,6 +134,64 @@ common::Result<TraceListParams> ParseTraceListParams(std::string_view query) {
   }
   p.tags = params->All("tags");
   p.environments = params->All("environment");
+
+  auto order_by = params->One("orderBy");
+  if (!order_by) return order_by.error();
+  if (*order_by) {
+    // column[.asc|.desc]; without a direction the reference sorts descending.
+    static const std::pair<std::string_view, const char*> kColumns[] = {
+        {"id", "t.id"},
+        {"timestamp", "t.\"timestamp\""},
+        {"name", "t.name"},
+        {"userId", "t.user_id"},
+        {"user_id", "t.user_id"},
+        {"release", "t.release"},
+        {"version", "t.version"},
+        {"public", "t.public"},
+        {"bookmarked", "t.bookmarked"},
+        {"sessionId", "t.session_id"},
+        {"session_id", "t.session_id"},
+        {"latency", "t.latency"},
+        {"totalCost", "t.total_cost"},
+        {"total_cost", "t.total_cost"}};
+    std::string_view spec = **order_by;
+    while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
+    while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
+    const auto dot = spec.find('.');
+    const std::string_view column = spec.substr(0, dot);
+    const std::string_view direction =
+        dot == std::string_view::npos ? "desc" : spec.substr(dot + 1);
+    const char* expression = nullptr;
+    for (const auto& [name, sql] : kColumns) {
+      if (name == column) expression = sql;
+    }
+    if (expression == nullptr || (direction != "asc" && direction != "desc")) {
+      return Error::BadParameter("orderBy",
+                                 "orderBy must be <column>[.asc|.desc] with column one of id, "
+                                 "timestamp, name, userId, release, version, public, bookmarked, "
+                                 "sessionId, latency, totalCost");
+    }
+    p.order_column = expression;
+    p.order_desc = direction == "desc";
+  }
+
+  auto fields = params->One("fields");
+  if (!fields) return fields.error();
+  if (*fields) {
+    p.with_io = p.with_observations = p.with_metrics = false;
+    std::string_view rest = **fields;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+      while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+      if (token == "io") p.with_io = true;
+      if (token == "observations") p.with_observations = true;
+      if (token == "metrics") p.with_metrics = true;
+      // `core` and `scores` change nothing (scores are always []); unknown groups are ignored.
+    }
+  }
   return p;
 }
 
@@ -163,18 +221,18 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
   }
 
   const std::string count_sql = "SELECT count(*) FROM traces t WHERE " + where;
+  const char* direction = p.order_desc ? " DESC" : " ASC";
   std::vector<Param> page_args = args;
   page_args.push_back(std::to_string(p.limit));
   page_args.push_back(std::to_string((p.page - 1) * p.limit));
   const std::string page_sql = std::string("SELECT") + kTraceColumns +
                                ", ARRAY(SELECT o.id::text FROM observations o"
-                               "        WHERE o.project_id = t.project_id AND o.trace_id = t.id)"
+                               "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
+                               "        ORDER BY o.start_time NULLS LAST, o.id)"
                                " FROM traces t WHERE " +
-                               where +
-                               " ORDER BY t.\"timestamp\" DESC, t.id DESC"
-                               " LIMIT $" +
-                               std::to_string(args.size() + 1) + "::int8 OFFSET $" +
-                               std::to_string(args.size() + 2) + "::int8";
+                               where + " ORDER BY " + p.order_column + direction + ", t.id" +
+                               direction + " LIMIT $" + std::to_string(args.size() + 1) +
+                               "::int8 OFFSET $" + std::to_string(args.size() + 2) + "::int8";
 
   int64_t total = 0;
   json::array data;
@@ -184,7 +242,17 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
     for (const auto& row :
          txn.exec_params(page_sql, pqxx::prepare::make_dynamic_params(page_args))) {
       json::object item = TraceObject(row);
-      item["observations"] = TextArray(row[20]);
+      // Suppressed groups, as the reference renders them.
+      if (!p.with_io) {
+        item.erase("input");
+        item.erase("output");
+        item.erase("metadata");
+      }
+      if (!p.with_metrics) {
+        item["latency"] = -1.0;
+        item["totalCost"] = -1.0;
+      }
+      item["observations"] = p.with_observations ? TextArray(row[20]) : json::array();
       item["scores"] = json::array();
       data.emplace_back(std::move(item));
     }

@@ -20,6 +20,14 @@ struct TraceListParams {
   std::optional<common::TimePoint> from, to;
   std::vector<std::string> tags;          // all of
   std::vector<std::string> environments;  // any of
+  // ORDER BY: a whitelisted column expression and its direction; `t.id` in the same direction
+  // breaks ties, so pages never overlap or skip.
+  std::string order_column = "t.\"timestamp\"";
+  bool order_desc = true;
+  // Response groups (`fields`): when the parameter is absent every group is included.
+  bool with_io = true;
+  bool with_observations = true;
+  bool with_metrics = true;
 };
 
 // Pure: parses and normalizes the list parameters; errors name the parameter.

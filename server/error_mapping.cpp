@@ -49,4 +49,19 @@ common::ApiResponse ErrorResponse(const common::Error& error) {
   return response;
 }
 
+common::ApiResponse RateLimitedResponse(uint32_t retry_after_seconds, common::TimePoint reset_at) {
+  std::string reset = common::FormatRfc3339(reset_at);
+  reset.back() = '+';  // the reference renders this timestamp with +00:00
+  reset += "00:00";
+  boost::json::object body{
+      {"code", "TOO_MANY_REQUESTS"},
+      {"data", nullptr},
+      {"message", "Too Many Requests"},
+      {"meta", boost::json::object{
+                   {"rate_limit", boost::json::object{{"remaining", 0}, {"reset_at", reset}}}}}};
+  auto response = common::ApiResponse::Json(boost::json::serialize(body), 429);
+  response.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
+  return response;
+}
+
 }  // namespace xtrace::server

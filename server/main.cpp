@@ -100,9 +100,11 @@ int Run(const server::Config& config) {
   query::ConnectionPool pool({config.database_url, config.query_threads, config.statement_timeout,
                               config.statement_timeout});
   query::TraceQueries traces(pool, config.default_project_id);
+  query::MetricQueries metrics(pool, config.default_project_id);
+  server::RateLimiter limiter(config.rate_limit_qps, config.rate_limit_burst);
   ingest::Ingestor ingestor(**log, config.default_project_id);
   net::thread_pool blocking(config.query_threads);
-  server::Router router(config, **log, projector, ingestor, traces, blocking);
+  server::Router router(config, **log, projector, ingestor, traces, metrics, limiter, blocking);
 
   net::io_context ioc(static_cast<int>(config.http_threads));
   std::optional<server::HttpServer> http;

@@ -23,27 +23,45 @@ enum class Route {
   kTraceBatch,
   kMetricBatch,
   kTraceList,
-  kTraceGet
+  kTraceGet,
+  kMetricNames,
+  kProjects,
+  kRateLimitStats
+};
+
+// Who may call a route.
+enum class Access {
+  kOpen,           // no credentials
+  kCredentials,    // Bearer or Basic
+  kRateLimited,    // Bearer or Basic, then the per-credential rate limit
+  kCompatOpenable  // Bearer or Basic, or open in the unauthenticated-compatibility mode
 };
 
 struct Match {
   Route route = Route::kNone;
   const char* method = nullptr;  // the one method the route answers (GET also answers HEAD)
-  bool authenticated = true;
+  Access access = Access::kCredentials;
   std::string_view param;  // {traceId}
 };
 
 Match MatchRoute(std::string_view path) {
   constexpr std::string_view kTracesPrefix = "/api/public/traces/";
-  if (path == "/healthz") return {Route::kHealth, "GET", false, {}};
-  if (path == "/readyz") return {Route::kReady, "GET", false, {}};
-  if (path == "/v1/l/batch") return {Route::kTraceBatch, "POST", true, {}};
-  if (path == "/v1/metrics/batch") return {Route::kMetricBatch, "POST", true, {}};
-  if (path == "/api/internal/status") return {Route::kStatus, "GET", true, {}};
-  if (path == "/api/public/traces") return {Route::kTraceList, "GET", true, {}};
+  if (path == "/healthz") return {Route::kHealth, "GET", Access::kOpen, {}};
+  if (path == "/readyz") return {Route::kReady, "GET", Access::kOpen, {}};
+  if (path == "/v1/l/batch") return {Route::kTraceBatch, "POST", Access::kCredentials, {}};
+  if (path == "/v1/metrics/batch") return {Route::kMetricBatch, "POST", Access::kCredentials, {}};
+  if (path == "/api/internal/status") return {Route::kStatus, "GET", Access::kCredentials, {}};
+  if (path == "/api/internal/rate_limit_stats") {
+    return {Route::kRateLimitStats, "GET", Access::kCredentials, {}};
+  }
+  if (path == "/api/public/projects") return {Route::kProjects, "GET", Access::kCompatOpenable, {}};
+  if (path == "/api/public/traces") return {Route::kTraceList, "GET", Access::kRateLimited, {}};
+  if (path == "/api/public/metrics/names") {
+    return {Route::kMetricNames, "GET", Access::kRateLimited, {}};
+  }
   if (path.starts_with(kTracesPrefix) && path.size() > kTracesPrefix.size() &&
       path.find('/', kTracesPrefix.size()) == std::string_view::npos) {
-    return {Route::kTraceGet, "GET", true, path.substr(kTracesPrefix.size())};
+    return {Route::kTraceGet, "GET", Access::kRateLimited, path.substr(kTracesPrefix.size())};
   }
   return {};
 }
@@ -56,8 +74,13 @@ ApiResponse FromResult(const common::Result<ApiResponse>& result) {
 
 Router::Router(const Config& config, wal::Log& log, projector::Projector& projector,
                ingest::Ingestor& ingestor, query::TraceQueries& traces,
+               query::MetricQueries& metrics, RateLimiter& limiter,
                boost::asio::thread_pool& blocking)
     : credentials_{config.bearer_token, config.public_key, config.secret_key},
+      allow_compat_(config.allow_unauthenticated_compat),
+      project_id_(config.default_project_id),
+      metrics_(metrics),
+      limiter_(limiter),
       log_(log),
       projector_(projector),
       ingestor_(ingestor),
@@ -100,6 +123,24 @@ ApiResponse Router::Status() const {
   return ApiResponse::Json(common::SerializeJson(body));
 }
 
+ApiResponse Router::RateLimitStats() const {
+  const auto s = limiter_.GetStats();
+  // Keys in the reference's (sorted) order.
+  boost::json::array top;
+  for (const auto& [label, count] : s.top_rejected) {
+    top.emplace_back(boost::json::object{{"count", count}, {"token", label}});
+  }
+  const uint64_t total = s.total_allowed + s.total_rejected;
+  boost::json::object body{
+      {"rate_limit_burst", s.burst},
+      {"rate_limit_qps", s.qps},
+      {"rejection_rate", total == 0 ? 0.0 : static_cast<double>(s.total_rejected) / total},
+      {"top_rejected_tokens", std::move(top)},
+      {"total_allowed", s.total_allowed},
+      {"total_rejected", s.total_rejected}};
+  return ApiResponse::Json(common::SerializeJson(body));
+}
+
 ApiResponse Router::Ready() const {
   // Ready means "can accept writes": PostgreSQL being down does not take the node out of a load
   // balancer, because the WAL keeps ingest available; the body says how far projection lags.
@@ -131,9 +172,28 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
     reply(std::move(response));
     return;
   }
-  if (match.authenticated && !Authenticate(request.authorization, credentials_).allowed) {
-    reply(ErrorResponse({ErrorCode::kUnauthorized, "Unauthorized", {}}));
-    return;
+  if (match.access != Access::kOpen) {
+    const AuthResult auth = Authenticate(request.authorization, credentials_);
+    // Compatibility mode (XTRACE_ALLOW_UNAUTHENTICATED_COMPAT, and only with no key pair
+    // configured) opens the projects route to clients that send no or Basic credentials; a
+    // wrong Bearer token is still refused.
+    const bool compat_open = match.access == Access::kCompatOpenable && allow_compat_ &&
+                             !credentials_.public_key && auth.kind != AuthKind::kBearer;
+    if (!auth.allowed && !compat_open) {
+      reply(ErrorResponse({ErrorCode::kUnauthorized, "Unauthorized", {}}));
+      return;
+    }
+    if (match.access == Access::kRateLimited) {
+      // Keyed by credential; the label never contains a secret (the bearer token stays hidden).
+      const std::string label = auth.kind == AuthKind::kBearer ? "bearer:***" : auth.principal;
+      const auto decision = limiter_.Check(auth.principal, label, RateLimiter::Clock::now());
+      if (!decision.allowed) {
+        reply(RateLimitedResponse(
+            decision.retry_after_seconds,
+            common::Now() + std::chrono::seconds(decision.retry_after_seconds)));
+        return;
+      }
+    }
   }
 
   switch (match.route) {
@@ -163,6 +223,11 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
       boost::asio::post(blocking_,
                         [this, id = match.param, reply] { reply(FromResult(traces_.Get(id))); });
       return;
+    case Route::kMetricNames:
+      boost::asio::post(blocking_, [this, reply] { reply(FromResult(metrics_.Names())); });
+      return;
+    case Route::kProjects: reply(query::ProjectsResponse(project_id_, common::Now())); return;
+    case Route::kRateLimitStats: reply(RateLimitStats()); return;
     case Route::kNone: break;
   }
 }

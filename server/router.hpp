@@ -11,9 +11,11 @@
 #include "common/api.hpp"
 #include "ingest/ingestor.hpp"
 #include "projector/projector.hpp"
+#include "query/metrics.hpp"
 #include "query/traces.hpp"
 #include "server/auth.hpp"
 #include "server/config.hpp"
+#include "server/rate_limiter.hpp"
 #include "wal/log.hpp"
 
 namespace xtrace::server {
@@ -33,16 +35,21 @@ using Reply = std::function<void(common::ApiResponse)>;
 class Router {
  public:
   Router(const Config& config, wal::Log& log, projector::Projector& projector,
-         ingest::Ingestor& ingestor, query::TraceQueries& traces,
-         boost::asio::thread_pool& blocking);
+         ingest::Ingestor& ingestor, query::TraceQueries& traces, query::MetricQueries& metrics,
+         RateLimiter& limiter, boost::asio::thread_pool& blocking);
 
   void Handle(const HttpRequestView& request, Reply reply);
 
  private:
   common::ApiResponse Ready() const;
   common::ApiResponse Status() const;
+  common::ApiResponse RateLimitStats() const;
 
   const Credentials credentials_;
+  const bool allow_compat_;
+  const std::string project_id_;
+  query::MetricQueries& metrics_;
+  RateLimiter& limiter_;
   wal::Log& log_;
   projector::Projector& projector_;
   ingest::Ingestor& ingestor_;

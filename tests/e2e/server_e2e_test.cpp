@@ -241,6 +241,82 @@ TEST_F(ServerTest, MetricsBatchIsAcknowledgedAndProjected) {
   EXPECT_EQ(Http(server_->port(), "GET", "/api/internal/status").status, 401);
 }
 
+TEST_F(ServerTest, ProjectsListsTheConfiguredProject) {
+  auto r = Get("/api/public/projects");
+  ASSERT_EQ(r.status, 200);
+  auto project = boost::json::parse(r.body).at("data").as_array().at(0);
+  EXPECT_EQ(project.at("id"), "default");
+  EXPECT_EQ(project.at("name"), "default");
+  EXPECT_TRUE(project.at("metadata").as_object().empty());
+  EXPECT_TRUE(project.at("createdAt").as_string().ends_with("+00:00"));
+  // A key pair is configured here, so the compatibility mode cannot open it.
+  EXPECT_EQ(Http(server_->port(), "GET", "/api/public/projects").status, 401);
+}
+
+TEST_F(ServerTest, QueryRoutesAreRateLimitedPerCredential) {
+  auto env = Env();
+  env["RATE_LIMIT_QPS"] = "1";
+  env["RATE_LIMIT_BURST"] = "3";
+  env["XTRACE_WAL_DIR"] = wal_dir_.path() + "/wal-limited";
+  testing::ServerProcess limited(env);
+  ASSERT_TRUE(limited.Start()) << limited.Log();
+  int ok = 0;
+  HttpResult refused;
+  for (int i = 0; i < 6; ++i) {
+    auto r = Http(limited.port(), "GET", "/api/public/traces", "", kAuth);
+    if (r.status == 200) {
+      ++ok;
+    } else {
+      refused = r;
+    }
+  }
+  EXPECT_EQ(ok, 3) << "the burst";
+  ASSERT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.headers["Retry-After"], "1");
+  auto body = boost::json::parse(refused.body);
+  EXPECT_EQ(body.at("code"), "TOO_MANY_REQUESTS");
+  EXPECT_TRUE(body.at("data").is_null());
+  EXPECT_EQ(body.at("meta").at("rate_limit").at("remaining").to_number<int>(), 0);
+  // Another credential has its own bucket; ingest is never rate-limited.
+  EXPECT_EQ(Http(limited.port(), "GET", "/api/public/traces", "",
+                 {{"Authorization", "Basic cGstZTJlOnNrLWUyZQ=="}})
+                .status,
+            200);
+  EXPECT_EQ(Http(limited.port(), "POST", "/v1/l/batch", "{}", kAuthJson).status, 200);
+  // Unauthenticated requests consume nothing and see 401, not 429.
+  EXPECT_EQ(Http(limited.port(), "GET", "/api/public/traces").status, 401);
+
+  auto stats = Http(limited.port(), "GET", "/api/internal/rate_limit_stats", "", kAuth);
+  ASSERT_EQ(stats.status, 200);
+  EXPECT_EQ(stats.body.find(kToken), std::string::npos) << "no part of the token is shown";
+  EXPECT_EQ(stats.body.find("e2e-tok"), std::string::npos);
+  auto s = boost::json::parse(stats.body);
+  EXPECT_EQ(s.at("total_rejected").to_number<int>(), 3);
+  EXPECT_EQ(s.at("rate_limit_qps").to_number<int>(), 1);
+  EXPECT_EQ(s.at("top_rejected_tokens").as_array().at(0).at("token"), "bearer:***");
+  EXPECT_EQ(Http(limited.port(), "GET", "/api/internal/rate_limit_stats").status, 401);
+}
+
+TEST(ServerBinary, CompatModeOpensProjectsOnlyWithoutKeyPair) {
+  testing::TestDatabase db;
+  testing::TempDir wal;
+  testing::ServerProcess server({{"DATABASE_URL", db.url()},
+                                 {"API_BEARER_TOKEN", kToken},
+                                 {"XTRACE_WAL_DIR", wal.path() + "/wal"},
+                                 {"XTRACE_ALLOW_UNAUTHENTICATED_COMPAT", "true"}});
+  ASSERT_TRUE(server.Start()) << server.Log();
+  EXPECT_EQ(Http(server.port(), "GET", "/api/public/projects").status, 200);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/public/projects", "",
+                 {{"Authorization", "Basic YW55OnRoaW5n"}})
+                .status,
+            200);
+  EXPECT_EQ(
+      Http(server.port(), "GET", "/api/public/projects", "", {{"Authorization", "Bearer wrong"}})
+          .status,
+      401);
+  EXPECT_EQ(Http(server.port(), "GET", "/api/public/traces").status, 401) << "only projects opens";
+}
+
 TEST(ServerBinary, BadConfigurationExitsNonZeroNamingTheVariable) {
   testing::ServerProcess bad({{"DATABASE_URL", "postgresql://x@127.0.0.1/db"},
                               {"API_BEARER_TOKEN", "t"},

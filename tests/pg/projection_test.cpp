@@ -6,12 +6,14 @@
 
 #include <chrono>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "ingest/batch.hpp"
 #include "ingest/metrics.hpp"
 #include "projector/migrator.hpp"
 #include "projector/projector.hpp"
+#include "query/metrics.hpp"
 #include "query/traces.hpp"
 #include "schema/codec.hpp"
 #include "schema/migrations.hpp"
@@ -215,6 +217,11 @@ TEST_F(ProjectionTest, MetricPointsAreKeyedSoResendsAreNoOps) {
   EXPECT_EQ(txn.exec1("SELECT count(*) FROM metric_points")[0].as<int>(), 3);
   // First write wins, within a batch and across batches.
   EXPECT_EQ(txn.exec1("SELECT sum(value) FROM metric_points")[0].as<double>(), 6.0);
+
+  query::ConnectionPool pool(
+      {db_.url(), 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
+  query::MetricQueries queries(pool, "default");
+  EXPECT_EQ(queries.Names()->body, R"({"data":["gpu"]})");
 }
 
 TEST_F(ProjectionTest, QueriesReadTheProjection) {
@@ -249,6 +256,19 @@ TEST_F(ProjectionTest, QueriesReadTheProjection) {
   EXPECT_EQ(page2["data"].as_array()[0].at("userId"), "alice");
   EXPECT_EQ(page2["meta"].at("totalPages").as_int64(), 2);
 
+  // Ordering with the id tie-breaker, fields suppression.
+  auto by_name = list("orderBy=userId.asc");
+  EXPECT_EQ(by_name["data"].as_array()[0].at("userId"), "alice");
+  auto core = list("fields=core");
+  const auto& item = core["data"].as_array()[0].as_object();
+  EXPECT_FALSE(item.contains("input"));
+  EXPECT_EQ(item.at("latency").as_double(), -1.0);
+  EXPECT_TRUE(item.at("observations").as_array().empty());
+  EXPECT_FALSE(traces.List({"/api/public/traces", "orderBy=bogus", "", ""}).has_value());
+
+  query::MetricQueries metric_queries(pool, "default");
+  EXPECT_EQ(metric_queries.Names()->body, R"({"data":[]})");
+
   auto detail = traces.Get("22222222-2222-4222-8222-222222222222");
   ASSERT_TRUE(detail.has_value());
   auto d = boost::json::parse(detail->body).as_object();
@@ -262,6 +282,41 @@ TEST_F(ProjectionTest, QueriesReadTheProjection) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, common::ErrorCode::kNotFound);
   EXPECT_EQ(traces.Get("not-a-uuid").error().code, common::ErrorCode::kBadParameter);
+}
+
+}  // namespace
+}  // namespace xtrace
+
+namespace xtrace {
+namespace {
+
+// Pages in every order are a partition of the list: no trace is skipped or repeated, even with
+// many equal sort keys.
+TEST_F(ProjectionTest, PagesNeverOverlapOrSkipUnderAnyOrder) {
+  for (int i = 0; i < 23; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof id, "%08x-0000-4000-8000-000000000000", i);
+    Ingest(std::string(R"({"trace":{"id":")") + id +
+           R"(","timestamp":"2026-01-01T00:00:00Z","name":")" + (i % 3 ? "a" : "b") + R"("}})");
+  }
+  WaitProjected();
+  query::ConnectionPool pool(
+      {db_.url(), 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
+  query::TraceQueries traces(pool, "default");
+  for (const char* order : {"", "orderBy=name.asc", "orderBy=timestamp", "orderBy=latency.asc"}) {
+    std::set<std::string> seen;
+    for (int page = 1; page <= 5; ++page) {
+      const std::string query = std::string(order) + "&limit=5&page=" + std::to_string(page);
+      auto r = traces.List({"/api/public/traces", query, "", ""});
+      ASSERT_TRUE(r.has_value());
+      const auto body = boost::json::parse(r->body);
+      for (const auto& item : body.at("data").as_array()) {
+        EXPECT_TRUE(seen.insert(std::string(item.at("id").as_string())).second)
+            << "repeated on page " << page << " with " << order;
+      }
+    }
+    EXPECT_EQ(seen.size(), 23u) << order;
+  }
 }
 
 }  // namespace

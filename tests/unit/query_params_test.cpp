@@ -50,6 +50,29 @@ TEST(TraceListParams, BadValuesNameTheParameter) {
   }
 }
 
+TEST(TraceListParams, OrderByAndFields) {
+  auto p = ParseTraceListParams("");
+  EXPECT_EQ(p->order_column, "t.\"timestamp\"");
+  EXPECT_TRUE(p->order_desc);
+  EXPECT_TRUE(p->with_io && p->with_observations && p->with_metrics);
+  p = ParseTraceListParams("orderBy=name.asc");
+  EXPECT_EQ(p->order_column, "t.name");
+  EXPECT_FALSE(p->order_desc);
+  p = ParseTraceListParams("orderBy=%20totalCost%20");  // trimmed; no direction sorts descending
+  EXPECT_EQ(p->order_column, "t.total_cost");
+  EXPECT_TRUE(p->order_desc);
+  for (const char* bad : {"orderBy=", "orderBy=nope", "orderBy=name.up", "orderBy=name;drop"}) {
+    auto e = ParseTraceListParams(bad);
+    ASSERT_FALSE(e.has_value()) << bad;
+    EXPECT_EQ(e.error().field, "orderBy");
+  }
+  p = ParseTraceListParams("fields=core,%20io");
+  EXPECT_TRUE(p->with_io);
+  EXPECT_FALSE(p->with_observations || p->with_metrics);
+  p = ParseTraceListParams("fields=");
+  EXPECT_FALSE(p->with_io || p->with_observations || p->with_metrics);
+}
+
 TEST(Json, DoublesPrintAsDecimalFloats) {
   const auto v = boost::json::parse(R"({"a":0.0,"b":1.0,"c":0.42,"d":-2.5e-7,"e":3,"s":"x\"y"})");
   EXPECT_EQ(common::SerializeJson(v),

@@ -215,3 +215,43 @@ TEST(ErrorMapping, StatusCodesAndBodies) {
 
 }  // namespace
 }  // namespace xtrace::server
+
+#include "server/rate_limiter.hpp"
+
+namespace xtrace::server {
+namespace {
+
+TEST(RateLimiter, BurstThenRefillPerCredential) {
+  RateLimiter limiter(2, 3);  // 2 per second, burst 3
+  const auto t0 = RateLimiter::Clock::time_point{} + std::chrono::hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Check("a", "a", t0).allowed) << i;
+  const auto refused = limiter.Check("a", "a", t0);
+  EXPECT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.retry_after_seconds, 1u);
+  EXPECT_TRUE(limiter.Check("b", "b", t0).allowed) << "another credential has its own bucket";
+  EXPECT_TRUE(limiter.Check("a", "a", t0 + std::chrono::milliseconds(500)).allowed);  // +1 token
+  EXPECT_FALSE(limiter.Check("a", "a", t0 + std::chrono::milliseconds(600)).allowed);
+  // Refill never exceeds the burst.
+  const auto later = t0 + std::chrono::hours(1);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(limiter.Check("a", "a", later).allowed);
+  EXPECT_FALSE(limiter.Check("a", "a", later).allowed);
+
+  const auto stats = limiter.GetStats();
+  EXPECT_EQ(stats.total_allowed, 8u);
+  EXPECT_EQ(stats.total_rejected, 3u);
+  ASSERT_EQ(stats.top_rejected.size(), 1u);
+  EXPECT_EQ(stats.top_rejected[0], (std::pair<std::string, uint64_t>{"a", 3}));
+}
+
+TEST(ErrorMapping, RateLimitedBodyHasTheReferenceShape) {
+  const auto r = RateLimitedResponse(2, common::TimePoint(common::Micros(1767225600000000)));
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.body,
+            R"({"code":"TOO_MANY_REQUESTS","data":null,"message":"Too Many Requests",)"
+            R"("meta":{"rate_limit":{"remaining":0,"reset_at":"2026-01-01T00:00:00+00:00"}}})");
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0], (std::pair<std::string, std::string>{"Retry-After", "2"}));
+}
+
+}  // namespace
+}  // namespace xtrace::server
