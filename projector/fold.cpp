@@ -203,8 +203,9 @@ void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::Trac
 }
 
 void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
-                     const schema::ObservationEvent& o) {
+                     const schema::ObservationEvent& o, std::set<TraceKey>& touched) {
   const std::string project = o.project_id.value_or(rec.project_id);
+  touched.insert({project, o.trace_id.ToString()});
   const std::string environment = o.environment.value_or(rec.environment);
   const std::vector<Param> placeholder = {project, o.trace_id.ToString(),
                                           Time(o.start_time ? o.start_time : rec.received_at),
@@ -250,19 +251,45 @@ void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
   txn.exec_prepared("xtrace_upsert_observation", pqxx::prepare::make_dynamic_params(params));
 }
 
+constexpr char kRefreshTraceAggregates[] = R"sql(
+UPDATE traces t
+SET obs_latency = a.latency, obs_total_cost = a.total_cost
+FROM (SELECT o.project_id, o.trace_id,
+             EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
+             sum(o.calculated_total_cost) AS total_cost
+      FROM observations o
+      JOIN unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)
+        ON o.project_id = k.project_id AND o.trace_id = k.trace_id
+      GROUP BY o.project_id, o.trace_id) AS a
+WHERE t.project_id = a.project_id AND t.id = a.trace_id
+  AND (t.obs_latency IS DISTINCT FROM a.latency OR t.obs_total_cost IS DISTINCT FROM a.total_cost)
+)sql";
+
 }  // namespace
 
+void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
+  if (traces.empty()) return;
+  std::vector<std::string> projects, ids;
+  for (const auto& k : traces) {
+    projects.push_back(k.project_id);
+    ids.push_back(k.trace_id);
+  }
+  txn.exec_prepared("xtrace_refresh_trace_aggregates", common::PgTextArrayLiteral(projects),
+                    common::PgTextArrayLiteral(ids));
+}
+
 void PrepareFoldStatements(pqxx::connection& conn) {
+  conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
   conn.prepare("xtrace_upsert_trace", kUpsertTrace);
   conn.prepare("xtrace_placeholder_trace", kPlaceholderTrace);
   conn.prepare("xtrace_upsert_observation", kUpsertObservation);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
 }
 
-void Fold(pqxx::work& txn, const schema::WalRecord& record) {
+void Fold(pqxx::work& txn, const schema::WalRecord& record, std::set<TraceKey>& touched) {
   if (const auto* batch = std::get_if<schema::TraceBatch>(&record.events)) {
     if (batch->trace) FoldTrace(txn, record, *batch->trace);
-    for (const auto& o : batch->observations) FoldObservation(txn, record, o);
+    for (const auto& o : batch->observations) FoldObservation(txn, record, o, touched);
   }
   if (const auto* metrics = std::get_if<schema::MetricBatch>(&record.events)) {
     if (!metrics->points.empty()) FoldMetrics(txn, record, *metrics);

@@ -151,6 +151,7 @@ void Projector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
 
 void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   pqxx::work txn(*conn_);
+  std::set<TraceKey> touched;
   for (const auto& e : entries) {
     auto record = schema::DecodeRecord(e.bytes);
     if (!record) {
@@ -160,8 +161,9 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
       throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
                                record.error().message + "); projection halted at this record");
     }
-    Fold(txn, *record);
+    Fold(txn, *record, touched);
   }
+  RefreshTraceAggregates(txn, touched);
   AdvanceCursor(txn, entries.back().seq);
   txn.commit();
   cursor_ = entries.back().seq;

@@ -25,7 +25,8 @@ using Param = std::optional<std::string>;
 constexpr char kTraceColumns[] = R"sql(
   t.id::text, (EXTRACT(EPOCH FROM t."timestamp") * 1000000)::int8, t.name, t.input::text,
   t.output::text, t.session_id, t.release, t.version, t.user_id, t.metadata::text, t.tags,
-  t.public, t.project_id, t.external_id, t.bookmarked, t.environment, t.latency, t.total_cost,
+  t.public, t.project_id, t.external_id, t.bookmarked, t.environment,
+  COALESCE(t.latency, t.obs_latency), COALESCE(t.total_cost, t.obs_total_cost),
   (EXTRACT(EPOCH FROM t.created_at) * 1000000)::int8,
   (EXTRACT(EPOCH FROM t.updated_at) * 1000000)::int8)sql";
 
@@ -151,9 +152,9 @@ common::Result<TraceListParams> ParseTraceListParams(std::string_view query) {
         {"bookmarked", "t.bookmarked"},
         {"sessionId", "t.session_id"},
         {"session_id", "t.session_id"},
-        {"latency", "t.latency"},
-        {"totalCost", "t.total_cost"},
-        {"total_cost", "t.total_cost"}};
+        {"latency", "COALESCE(t.latency, t.obs_latency)"},
+        {"totalCost", "COALESCE(t.total_cost, t.obs_total_cost)"},
+        {"total_cost", "COALESCE(t.total_cost, t.obs_total_cost)"}};
     std::string_view spec = **order_by;
     while (!spec.empty() && spec.front() == ' ') spec.remove_prefix(1);
     while (!spec.empty() && spec.back() == ' ') spec.remove_suffix(1);
@@ -295,8 +296,8 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
                  o.output::text, o.level, o.status_message, o.parent_observation_id::text,
                  o.prompt_id, o.prompt_name, o.prompt_version, o.model_id, o.input_price,
                  o.output_price, o.total_price, o.calculated_input_cost,
-                 o.calculated_output_cost, o.calculated_total_cost, o.latency,
-                 o.time_to_first_token, o.prompt_tokens, o.completion_tokens, o.total_tokens,
+                 o.calculated_output_cost, o.calculated_total_cost, o.latency_d,
+                 o.time_to_first_token_d, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d,
                  o.unit, o.environment
           FROM observations o WHERE o.project_id = $1 AND o.trace_id = $2::uuid
           ORDER BY o.start_time ASC NULLS LAST, o.created_at ASC, o.id)sql",

@@ -200,6 +200,40 @@ TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) 
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "first");
 }
 
+TEST_F(ProjectionTest, DerivedFieldsFillWhatTheClientDidNotSend) {
+  const std::string t = kTrace;
+  // Start in one event, end and usage in a later partial update: derived from the merged row.
+  Ingest(R"({"trace":{"id":")" + t + R"("},"observations":[
+      {"id":"00000000-0000-4000-8000-000000000001","traceId":")" +
+         t + R"(",
+       "startTime":"2026-01-01T00:00:00Z","completionStartTime":"2026-01-01T00:00:00.25Z",
+       "calculatedTotalCost":0.5},
+      {"id":"00000000-0000-4000-8000-000000000002","traceId":")" +
+         t + R"(",
+       "startTime":"2026-01-01T00:00:01Z","endTime":"2026-01-01T00:00:04Z","latency":10,
+       "usage":{"promptTokens":5,"completionTokens":6},"calculatedTotalCost":0.25}]})");
+  Ingest(R"({"observations":[{"id":"00000000-0000-4000-8000-000000000001","traceId":")" + t +
+         R"(","endTime":"2026-01-01T00:00:01.5Z","usage":{"input":3,"output":4}}]})");
+  WaitProjected();
+  query::ConnectionPool pool(
+      {db_.url(), 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
+  query::TraceQueries traces(pool, "default");
+  auto r = traces.Get(t);
+  ASSERT_TRUE(r.has_value());
+  const auto d = boost::json::parse(r->body);
+  const auto& first = d.at("observations").at(0);
+  EXPECT_EQ(first.at("latency").as_double(), 1.5);
+  EXPECT_EQ(first.at("timeToFirstToken").as_double(), 0.25);
+  EXPECT_EQ(first.at("promptTokens").to_number<int>(), 3);
+  EXPECT_EQ(first.at("totalTokens").to_number<int>(), 7);  // input + output
+  const auto& second = d.at("observations").at(1);
+  EXPECT_EQ(second.at("latency").as_double(), 10.0) << "a value the client sent wins";
+  EXPECT_EQ(second.at("usage").at("total").to_number<int>(), 11);
+  // Trace: earliest start to latest end, and the sum of observation costs.
+  EXPECT_EQ(d.at("latency").as_double(), 4.0);
+  EXPECT_EQ(d.at("totalCost").as_double(), 0.75);
+}
+
 TEST_F(ProjectionTest, MetricPointsAreKeyedSoResendsAreNoOps) {
   const std::string batch = R"({"metrics":[
       {"name":"gpu","labels":{"host":"a","gpu":"0"},"value":1,"timestamp":"2026-01-01T00:00:00Z"},

@@ -59,7 +59,7 @@ TEST(TraceListParams, OrderByAndFields) {
   EXPECT_EQ(p->order_column, "t.name");
   EXPECT_FALSE(p->order_desc);
   p = ParseTraceListParams("orderBy=%20totalCost%20");  // trimmed; no direction sorts descending
-  EXPECT_EQ(p->order_column, "t.total_cost");
+  EXPECT_EQ(p->order_column, "COALESCE(t.total_cost, t.obs_total_cost)");
   EXPECT_TRUE(p->order_desc);
   for (const char* bad : {"orderBy=", "orderBy=nope", "orderBy=name.up", "orderBy=name;drop"}) {
     auto e = ParseTraceListParams(bad);
