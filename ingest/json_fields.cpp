@@ -39,8 +39,8 @@ std::optional<std::string> FieldReader::String(std::string_view key) {
 std::optional<double> FieldReader::Number(std::string_view key) {
   const auto* v = Get(key);
   if (v == nullptr) return std::nullopt;
-  if (!v->is_number()) {
-    Fail(key, PathOf(key) + " must be a number");
+  if (!v->is_number() || !std::isfinite(v->to_number<double>())) {
+    Fail(key, PathOf(key) + " must be a finite number");
     return std::nullopt;
   }
   return v->to_number<double>();
@@ -94,9 +94,36 @@ std::optional<common::TimePoint> FieldReader::Time(std::string_view key) {
   return std::nullopt;
 }
 
+namespace {
+
+// A number beyond double range (1e400) parses as infinity, which JSON cannot represent: it would
+// serialize as `Infinity` and no JSON reader, PostgreSQL included, would take it back.
+bool AllNumbersFinite(const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::double_: return std::isfinite(v.get_double());
+    case boost::json::kind::array:
+      for (const auto& item : v.get_array()) {
+        if (!AllNumbersFinite(item)) return false;
+      }
+      return true;
+    case boost::json::kind::object:
+      for (const auto& member : v.get_object()) {
+        if (!AllNumbersFinite(member.value())) return false;
+      }
+      return true;
+    default: return true;
+  }
+}
+
+}  // namespace
+
 std::optional<std::string> FieldReader::Json(std::string_view key) {
   const auto* v = Get(key);
   if (v == nullptr) return std::nullopt;
+  if (!AllNumbersFinite(*v)) {
+    Fail(key, PathOf(key) + " contains a number beyond the range of a double");
+    return std::nullopt;
+  }
   return boost::json::serialize(*v);
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/pg_text.hpp"
 #include "common/time.hpp"
+#include "projector/sanitize.hpp"
 
 namespace xtrace::projector {
 namespace {
@@ -19,7 +20,15 @@ using Param = std::optional<std::string>;
 using schema::OptString;
 
 Param Text(const OptString& s) {
-  return s;
+  if (!s) return std::nullopt;
+  return SanitizeText(*s);
+}
+Param Json(const OptString& s) {
+  if (!s) return std::nullopt;
+  return SanitizeJson(*s);
+}
+std::string Text(const std::string& s) {
+  return SanitizeText(s);
 }
 Param Time(const std::optional<common::TimePoint>& t) {
   if (!t) return std::nullopt;
@@ -42,7 +51,10 @@ Param Bool(const std::optional<bool>& b) {
 }
 Param TextArray(const std::optional<std::vector<std::string>>& items) {
   if (!items) return std::nullopt;
-  return common::PgTextArrayLiteral(*items);
+  std::vector<std::string> clean;
+  clean.reserve(items->size());
+  for (const auto& item : *items) clean.push_back(SanitizeText(item));
+  return common::PgTextArrayLiteral(clean);
 }
 
 constexpr char kUpsertTrace[] = R"sql(
@@ -167,32 +179,32 @@ void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::Me
   times.reserve(m.points.size());
   values.reserve(m.points.size());
   for (const auto& p : m.points) {
-    names.push_back(p.name);
-    labels.push_back(LabelsJson(p.labels));
+    names.push_back(SanitizeText(p.name));
+    labels.push_back(SanitizeJson(LabelsJson(p.labels)));
     times.push_back(common::FormatRfc3339(p.timestamp));
     values.push_back(*Num(std::optional<double>(p.value)));
   }
-  txn.exec_prepared("xtrace_insert_metrics", rec.project_id, rec.environment,
+  txn.exec_prepared("xtrace_insert_metrics", Text(rec.project_id), Text(rec.environment),
                     common::PgTextArrayLiteral(names), common::PgTextArrayLiteral(labels),
                     common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values));
 }
 
 void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::TraceEvent& t) {
   const std::vector<Param> params = {
-      t.project_id.value_or(rec.project_id),
+      Text(t.project_id.value_or(rec.project_id)),
       t.id.ToString(),
       Time(t.timestamp),
       Time(rec.received_at),
-      t.environment.value_or(rec.environment),
+      Text(t.environment.value_or(rec.environment)),
       Text(t.name),
       Text(t.user_id),
       Text(t.session_id),
       Text(t.release),
       Text(t.version),
       Text(t.external_id),
-      Text(t.input_json),
-      Text(t.output_json),
-      Text(t.metadata_json),
+      Json(t.input_json),
+      Json(t.output_json),
+      Json(t.metadata_json),
       TextArray(t.tags),
       Bool(t.is_public),
       Bool(t.bookmarked),
@@ -204,9 +216,9 @@ void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::Trac
 
 void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
                      const schema::ObservationEvent& o, std::set<TraceKey>& touched) {
-  const std::string project = o.project_id.value_or(rec.project_id);
+  const std::string project = Text(o.project_id.value_or(rec.project_id));
   touched.insert({project, o.trace_id.ToString()});
-  const std::string environment = o.environment.value_or(rec.environment);
+  const std::string environment = Text(o.environment.value_or(rec.environment));
   const std::vector<Param> placeholder = {project, o.trace_id.ToString(),
                                           Time(o.start_time ? o.start_time : rec.received_at),
                                           environment};
@@ -223,11 +235,11 @@ void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
       Time(o.end_time),
       Time(o.completion_start_time),
       Text(o.model),
-      Text(o.model_parameters_json),
-      Text(o.input_json),
-      Text(o.output_json),
-      Text(o.usage_json),
-      Text(o.metadata_json),
+      Json(o.model_parameters_json),
+      Json(o.input_json),
+      Json(o.output_json),
+      Json(o.usage_json),
+      Json(o.metadata_json),
       Text(o.level),
       Text(o.status_message),
       Uuid(o.parent_observation_id),

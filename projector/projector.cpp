@@ -52,7 +52,7 @@ void Projector::Publish() {
 }
 
 Status Projector::status() const {
-  return {projected_seq_.load(), database_up_.load(), skipped_records_.load()};
+  return {projected_seq_.load(), database_up_.load(), quarantined_.load()};
 }
 
 void Projector::SleepFor(std::chrono::milliseconds d) {
@@ -101,8 +101,11 @@ bool Projector::Connect() {
         log_.id().ToString());
     const auto row = txn.exec_params1("SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid",
                                       log_.id().ToString());
+    const auto quarantined = txn.exec_params1(
+        "SELECT count(*) FROM projector_quarantine WHERE wal_id = $1::uuid", log_.id().ToString());
     txn.commit();
     cursor_ = row[0].as<uint64_t>();
+    quarantined_ = quarantined[0].as<uint64_t>();
     PrepareFoldStatements(*conn);
     conn_ = std::move(conn);
     Publish();
@@ -176,15 +179,27 @@ void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
       FoldChunk({e});
     } catch (const pqxx::sql_error& err) {
       if (!IsDataError(err)) throw;
-      // Move past the rejected record alone, so its neighbours are not held back.
-      spdlog::error("projector: WAL record {} rejected by PostgreSQL, skipped: {}", e.seq,
+      // Quarantine the rejected record alone, so its neighbours are not held back; it stays
+      // retrievable, with the error, in projector_quarantine.
+      spdlog::error("projector: WAL record {} rejected by PostgreSQL, quarantined: {}", e.seq,
                     err.what());
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string hex;
+      hex.reserve(e.bytes.size() * 2);
+      for (unsigned char c : e.bytes) {
+        hex.push_back(kHex[c >> 4]);
+        hex.push_back(kHex[c & 0x0F]);
+      }
       pqxx::work txn(*conn_);
+      txn.exec_params(
+          "INSERT INTO projector_quarantine (wal_id, seq, sqlstate, error, record) "
+          "VALUES ($1::uuid, $2, $3, $4, decode($5, 'hex')) ON CONFLICT DO NOTHING",
+          log_.id().ToString(), e.seq, err.sqlstate(), std::string(err.what()), hex);
       AdvanceCursor(txn, e.seq);
       txn.commit();
       cursor_ = e.seq;
       Publish();
-      skipped_records_++;
+      quarantined_++;
     }
   }
 }

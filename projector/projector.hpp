@@ -32,9 +32,9 @@ struct Options {
 };
 
 struct Status {
-  uint64_t projected_seq = 0;  // last WAL sequence durably folded (0: none, or not yet known)
-  bool database_up = false;    // the last attempt to talk to PostgreSQL succeeded
-  uint64_t skipped_records = 0;
+  uint64_t projected_seq = 0;        // last WAL sequence durably folded (0: none, or not yet known)
+  bool database_up = false;          // the last attempt to talk to PostgreSQL succeeded
+  uint64_t quarantined_records = 0;  // records PostgreSQL rejected, in projector_quarantine
 };
 
 class Projector {
@@ -68,7 +68,7 @@ class Projector {
 
   std::atomic<uint64_t> projected_seq_{0};
   std::atomic<bool> database_up_{false};
-  std::atomic<uint64_t> skipped_records_{0};
+  std::atomic<uint64_t> quarantined_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -119,7 +119,7 @@ ApiResponse Router::Status() const {
                        {"lagRecords", lag},
                        {"lagSeconds", lag_seconds},
                        {"postgres", projector.database_up ? "up" : "down"},
-                       {"quarantinedEvents", projector.skipped_records}};
+                       {"quarantinedEvents", projector.quarantined_records}};
   return ApiResponse::Json(common::SerializeJson(body));
 }
 

@@ -174,15 +174,53 @@ TEST_F(ProjectionTest, CursorMovesWithTheRowsAndSurvivesRestart) {
   EXPECT_EQ(txn.exec1("SELECT seq FROM projector_cursors")[0].as<uint64_t>(), 2u);
 }
 
-TEST_F(ProjectionTest, ARecordPostgresRejectsDoesNotStallItsNeighbours) {
+TEST_F(ProjectionTest, NulCharactersAreSanitizedNotRejected) {
+  // Neither text nor jsonb can hold NUL; the projector replaces it with U+FFFD.
+  Ingest(TraceBody(R"(,"name":"a\u0000b","input":{"k":"x\u0000y"},"tags":["t\u0000"],
+                   "metadata":{"literal":"\\u0000"})"));
+  WaitProjected();
+  const auto row = TraceRow("name, input->>'k', tags[1], metadata->>'literal'");
+  EXPECT_EQ(row[0].as<std::string>(),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(row[1].as<std::string>(),
+            "x\xEF\xBF\xBD"
+            "y");
+  EXPECT_EQ(row[2].as<std::string>(), "t\xEF\xBF\xBD");
+  EXPECT_EQ(row[3].as<std::string>(), "\\u0000") << "an escaped backslash stays literal text";
+  EXPECT_EQ(projector_->status().quarantined_records, 0u);
+}
+
+TEST_F(ProjectionTest, ARecordPostgresRejectsIsQuarantinedAloneAndItsNeighboursProjected) {
   Ingest(TraceBody(R"(,"name":"before")"));
-  // JSONB cannot hold \u0000: PostgreSQL rejects this record.
-  Ingest(
-      std::string(R"({"trace":{"id":"11111111-1111-4111-8111-111111111111","input":"a\u0000b"}})"));
+  // A record the ingest front end would never write (input is not JSON), as an older build or a
+  // bug might have: PostgreSQL rejects it.
+  schema::WalRecord poison;
+  poison.received_at = common::Now();
+  poison.project_id = "default";
+  poison.environment = "default";
+  schema::TraceEvent bad;
+  bad.id = *common::Uuid::Parse("11111111-1111-4111-8111-111111111111");
+  bad.input_json = "{not json";
+  poison.events = schema::TraceBatch{bad, {}};
+  std::promise<void> done;
+  log_->Append(schema::EncodeRecord(poison), [&](common::Result<uint64_t>) { done.set_value(); });
+  done.get_future().get();
   Ingest(TraceBody(R"(,"name":"after")"));
   WaitProjected();
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "after");
-  EXPECT_EQ(projector_->status().skipped_records, 1u);
+  EXPECT_EQ(projector_->status().quarantined_records, 1u);
+  pqxx::connection conn(db_.url());
+  pqxx::work txn(conn);
+  const auto q = txn.exec1("SELECT seq, sqlstate, encode(record, 'hex') FROM projector_quarantine");
+  EXPECT_EQ(q[0].as<int>(), 2);
+  EXPECT_EQ(q[1].as<std::string>(), "22P02");
+  // The quarantined bytes are the WAL record itself.
+  EXPECT_EQ(q[2].as<std::string>().size(), schema::EncodeRecord(poison).size() * 2);
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM traces "
+                      "WHERE id = '11111111-1111-4111-8111-111111111111'")[0]
+                .as<int>(),
+            0);
 }
 
 TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) {
@@ -196,7 +234,7 @@ TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) 
   // Projection stops before the bad record (sequence 2) and retries; nothing after it is
   // applied out of order, and nothing is skipped.
   EXPECT_EQ(projector_->status().projected_seq, 1u);
-  EXPECT_EQ(projector_->status().skipped_records, 0u);
+  EXPECT_EQ(projector_->status().quarantined_records, 0u);
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "first");
 }
 

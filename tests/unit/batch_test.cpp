@@ -123,6 +123,8 @@ TEST(TraceBatch, WrongShapesNameTheField) {
        "observations[0].completionTokens"},
       {R"({"observations":[{"id":")" + id + R"(","traceId":")" + id + R"(","promptVersion":1.5}]})",
        "observations[0].promptVersion"},
+      {R"({"trace":{"id":")" + id + R"(","metadata":{"a":[1,1e999]}}})", "trace.metadata"},
+      {R"({"trace":{"id":")" + id + R"(","latency":1e999}})", "trace.latency"},
   };
   for (const auto& c : cases) {
     const auto e = ErrorOf(c.body);

@@ -1,0 +1,39 @@
+#include "projector/sanitize.hpp"
+
+namespace xtrace::projector {
+
+std::string SanitizeText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\0') {
+      out += "\xEF\xBF\xBD";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string SanitizeJson(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  for (size_t i = 0; i < json.size(); ++i) {
+    if (json[i] != '\\' || i + 1 >= json.size()) {
+      out.push_back(json[i]);
+      continue;
+    }
+    // An escape: copy it whole, so an escaped backslash is never read as the start of another.
+    if (json.substr(i + 1, 5) == "u0000") {
+      out += "\\ufffd";
+      i += 5;
+    } else {
+      out.push_back('\\');
+      out.push_back(json[i + 1]);
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace xtrace::projector
