@@ -5,6 +5,7 @@
 #include <pqxx/prepared_statement>
 
 #include <charconv>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,95 +50,6 @@ Param Bool(const std::optional<bool>& b) {
   if (!b) return std::nullopt;
   return *b ? "true" : "false";
 }
-Param TextArray(const std::optional<std::vector<std::string>>& items) {
-  if (!items) return std::nullopt;
-  std::vector<std::string> clean;
-  clean.reserve(items->size());
-  for (const auto& item : *items) clean.push_back(SanitizeText(item));
-  return common::PgTextArrayLiteral(clean);
-}
-
-constexpr char kUpsertTrace[] = R"sql(
-INSERT INTO traces AS t (project_id, id, "timestamp", placeholder, environment, name, user_id,
-  session_id, release, version, external_id, input, output, metadata, tags, public, bookmarked,
-  latency, total_cost)
-VALUES ($1, $2::uuid, COALESCE($3::timestamptz, $4::timestamptz), FALSE, $5, $6, $7, $8, $9, $10,
-  $11, $12::jsonb, $13::jsonb, $14::jsonb,
-  (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}') FROM unnest($15::text[]) AS x),
-  COALESCE($16::boolean, FALSE), COALESCE($17::boolean, FALSE), $18::float8, $19::float8)
-ON CONFLICT (project_id, id) DO UPDATE SET
-  "timestamp"  = CASE WHEN t.placeholder THEN EXCLUDED."timestamp" ELSE t."timestamp" END,
-  environment  = CASE WHEN t.placeholder THEN EXCLUDED.environment ELSE t.environment END,
-  placeholder  = FALSE,
-  name         = COALESCE(EXCLUDED.name, t.name),
-  user_id      = COALESCE(EXCLUDED.user_id, t.user_id),
-  session_id   = COALESCE(EXCLUDED.session_id, t.session_id),
-  release      = COALESCE(EXCLUDED.release, t.release),
-  version      = COALESCE(EXCLUDED.version, t.version),
-  external_id  = COALESCE(EXCLUDED.external_id, t.external_id),
-  input        = COALESCE(EXCLUDED.input, t.input),
-  output       = COALESCE(EXCLUDED.output, t.output),
-  metadata     = xtrace_jsonb_merge(t.metadata, EXCLUDED.metadata),
-  tags         = (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}')
-                  FROM unnest(t.tags || EXCLUDED.tags) AS x),
-  public       = COALESCE($16::boolean, t.public),
-  bookmarked   = COALESCE($17::boolean, t.bookmarked),
-  latency      = COALESCE(EXCLUDED.latency, t.latency),
-  total_cost   = COALESCE(EXCLUDED.total_cost, t.total_cost),
-  updated_at   = now()
-)sql";
-
-constexpr char kPlaceholderTrace[] = R"sql(
-INSERT INTO traces (project_id, id, "timestamp", placeholder, environment)
-VALUES ($1, $2::uuid, $3::timestamptz, TRUE, $4)
-ON CONFLICT (project_id, id) DO NOTHING
-)sql";
-
-constexpr char kUpsertObservation[] = R"sql(
-INSERT INTO observations AS o (project_id, id, trace_id, type, environment, name, start_time,
-  end_time, completion_start_time, model, model_parameters, input, output, usage, metadata, level,
-  status_message, parent_observation_id, prompt_id, prompt_name, prompt_version, model_id,
-  input_price, output_price, total_price, calculated_input_cost, calculated_output_cost,
-  calculated_total_cost, latency, time_to_first_token, completion_tokens, prompt_tokens,
-  total_tokens, unit)
-VALUES ($1, $2::uuid, $3::uuid, COALESCE($4, 'GENERATION'), $5, $6, $7::timestamptz,
-  $8::timestamptz, $9::timestamptz, $10, $11::jsonb, $12::jsonb, $13::jsonb, $14::jsonb,
-  $15::jsonb, $16, $17, $18::uuid, $19, $20, $21, $22, $23::float8, $24::float8, $25::float8,
-  $26::float8, $27::float8, $28::float8, $29::float8, $30::float8, $31::bigint, $32::bigint,
-  $33::bigint, $34)
-ON CONFLICT (project_id, id) DO UPDATE SET
-  type                   = COALESCE($4, o.type),
-  name                   = COALESCE(EXCLUDED.name, o.name),
-  start_time             = COALESCE(o.start_time, EXCLUDED.start_time),
-  end_time               = COALESCE(EXCLUDED.end_time, o.end_time),
-  completion_start_time  = COALESCE(EXCLUDED.completion_start_time, o.completion_start_time),
-  model                  = COALESCE(EXCLUDED.model, o.model),
-  model_parameters       = COALESCE(EXCLUDED.model_parameters, o.model_parameters),
-  input                  = COALESCE(EXCLUDED.input, o.input),
-  output                 = COALESCE(EXCLUDED.output, o.output),
-  usage                  = COALESCE(EXCLUDED.usage, o.usage),
-  metadata               = xtrace_jsonb_merge(o.metadata, EXCLUDED.metadata),
-  level                  = COALESCE(EXCLUDED.level, o.level),
-  status_message         = COALESCE(EXCLUDED.status_message, o.status_message),
-  parent_observation_id  = COALESCE(EXCLUDED.parent_observation_id, o.parent_observation_id),
-  prompt_id              = COALESCE(EXCLUDED.prompt_id, o.prompt_id),
-  prompt_name            = COALESCE(EXCLUDED.prompt_name, o.prompt_name),
-  prompt_version         = COALESCE(EXCLUDED.prompt_version, o.prompt_version),
-  model_id               = COALESCE(EXCLUDED.model_id, o.model_id),
-  input_price            = COALESCE(EXCLUDED.input_price, o.input_price),
-  output_price           = COALESCE(EXCLUDED.output_price, o.output_price),
-  total_price            = COALESCE(EXCLUDED.total_price, o.total_price),
-  calculated_input_cost  = COALESCE(EXCLUDED.calculated_input_cost, o.calculated_input_cost),
-  calculated_output_cost = COALESCE(EXCLUDED.calculated_output_cost, o.calculated_output_cost),
-  calculated_total_cost  = COALESCE(EXCLUDED.calculated_total_cost, o.calculated_total_cost),
-  latency                = COALESCE(EXCLUDED.latency, o.latency),
-  time_to_first_token    = COALESCE(EXCLUDED.time_to_first_token, o.time_to_first_token),
-  completion_tokens      = COALESCE(EXCLUDED.completion_tokens, o.completion_tokens),
-  prompt_tokens          = COALESCE(EXCLUDED.prompt_tokens, o.prompt_tokens),
-  total_tokens           = COALESCE(EXCLUDED.total_tokens, o.total_tokens),
-  unit                   = COALESCE(EXCLUDED.unit, o.unit),
-  updated_at             = now()
-)sql";
 
 // One statement per metric record: series are created once (first sight) and points inserted in
 // bulk from parallel arrays; ON CONFLICT DO NOTHING makes a resent point, or a replayed record,
@@ -189,78 +101,271 @@ void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::Me
                     common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values));
 }
 
-void FoldTrace(pqxx::work& txn, const schema::WalRecord& rec, const schema::TraceEvent& t) {
-  const std::vector<Param> params = {
-      Text(t.project_id.value_or(rec.project_id)),
-      t.id.ToString(),
-      Time(t.timestamp),
-      Time(rec.received_at),
-      Text(t.environment.value_or(rec.environment)),
-      Text(t.name),
-      Text(t.user_id),
-      Text(t.session_id),
-      Text(t.release),
-      Text(t.version),
-      Text(t.external_id),
-      Json(t.input_json),
-      Json(t.output_json),
-      Json(t.metadata_json),
-      TextArray(t.tags),
-      Bool(t.is_public),
-      Bool(t.bookmarked),
-      Num(t.latency),
-      Num(t.total_cost),
-  };
-  txn.exec_prepared("xtrace_upsert_trace", pqxx::prepare::make_dynamic_params(params));
+// ---- traces and observations: set-based, in waves -------------------------------------------
+//
+// A chunk's events are applied with a handful of statements over parallel arrays (unnest), not
+// one statement per row. An entity may occur several times in a chunk (create, then updates);
+// its k-th occurrence goes to wave k, so within a wave every entity appears once and waves run
+// in order: the result is that of applying the records one by one.
+//
+// Each wave: INSERT the entities that are new (ON CONFLICT DO NOTHING), then UPDATE the existing
+// ones with the merge rules. Every row records the WAL id and sequence of the last record applied
+// to it (src_wal, src_seq); an UPDATE from a record at or below that sequence of the same WAL is
+// skipped, which makes re-applying any record, or replaying any range, a no-op.
+
+constexpr char kTraceInput[] = R"sql(
+unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
+       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
+       $14::jsonb[], $15::jsonb[], $16::boolean[], $17::boolean[], $18::float8[], $19::float8[],
+       $20::uuid[], $21::bigint[])
+  AS u(project_id, id, ts, received, environment, name, user_id, session_id, release, version,
+       external_id, input, output, metadata, tags, public, bookmarked, latency, total_cost,
+       src_wal, src_seq))sql";
+constexpr int kTraceColumns = 21;
+
+constexpr char kInsertTraces[] = R"sql(
+INSERT INTO traces (project_id, id, "timestamp", placeholder, environment, name, user_id,
+  session_id, release, version, external_id, input, output, metadata, tags, public, bookmarked,
+  latency, total_cost, src_wal, src_seq)
+SELECT u.project_id, u.id, COALESCE(u.ts, u.received), FALSE, u.environment, u.name, u.user_id,
+  u.session_id, u.release, u.version, u.external_id, u.input, u.output, u.metadata,
+  (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}') FROM jsonb_array_elements_text(u.tags) AS x),
+  COALESCE(u.public, FALSE), COALESCE(u.bookmarked, FALSE), u.latency, u.total_cost,
+  u.src_wal, u.src_seq
+FROM )sql";
+
+constexpr char kUpdateTraces[] = R"sql(
+UPDATE traces AS t SET
+  "timestamp"  = CASE WHEN t.placeholder THEN COALESCE(u.ts, u.received) ELSE t."timestamp" END,
+  environment  = CASE WHEN t.placeholder THEN u.environment ELSE t.environment END,
+  placeholder  = FALSE,
+  name         = COALESCE(u.name, t.name),
+  user_id      = COALESCE(u.user_id, t.user_id),
+  session_id   = COALESCE(u.session_id, t.session_id),
+  release      = COALESCE(u.release, t.release),
+  version      = COALESCE(u.version, t.version),
+  external_id  = COALESCE(u.external_id, t.external_id),
+  input        = COALESCE(u.input, t.input),
+  output       = COALESCE(u.output, t.output),
+  metadata     = xtrace_jsonb_merge(t.metadata, u.metadata),
+  tags         = CASE WHEN u.tags IS NULL THEN t.tags ELSE
+                   (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}')
+                    FROM (SELECT unnest(t.tags) UNION ALL
+                          SELECT jsonb_array_elements_text(u.tags)) AS s(x)) END,
+  public       = COALESCE(u.public, t.public),
+  bookmarked   = COALESCE(u.bookmarked, t.bookmarked),
+  latency      = COALESCE(u.latency, t.latency),
+  total_cost   = COALESCE(u.total_cost, t.total_cost),
+  src_wal      = u.src_wal,
+  src_seq      = u.src_seq,
+  updated_at   = now()
+FROM )sql";
+constexpr char kUpdateTracesWhere[] = R"sql(
+WHERE t.project_id = u.project_id AND t.id = u.id
+  AND (t.src_wal IS DISTINCT FROM u.src_wal OR t.src_seq IS NULL OR t.src_seq < u.src_seq)
+)sql";
+
+// A placeholder for a trace that observations name before the trace itself arrives; the real
+// trace replaces its timestamp and environment. The first observation in record order decides.
+constexpr char kInsertPlaceholders[] = R"sql(
+INSERT INTO traces (project_id, id, "timestamp", placeholder, environment)
+SELECT DISTINCT ON (project_id, id) project_id, id, ts, TRUE, environment
+FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::text[]) WITH ORDINALITY
+     AS u(project_id, id, ts, environment, n)
+ORDER BY project_id, id, n
+ON CONFLICT (project_id, id) DO NOTHING
+)sql";
+
+constexpr char kObservationInput[] = R"sql(
+unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+       $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::jsonb[],
+       $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::text[], $17::text[],
+       $18::uuid[], $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[],
+       $24::float8[], $25::float8[], $26::float8[], $27::float8[], $28::float8[], $29::float8[],
+       $30::float8[], $31::bigint[], $32::bigint[], $33::bigint[], $34::text[], $35::uuid[],
+       $36::bigint[])
+  AS u(project_id, id, trace_id, type, environment, name, start_time, end_time,
+       completion_start_time, model, model_parameters, input, output, usage, metadata, level,
+       status_message, parent_observation_id, prompt_id, prompt_name, prompt_version, model_id,
+       input_price, output_price, total_price, calculated_input_cost, calculated_output_cost,
+       calculated_total_cost, latency, time_to_first_token, completion_tokens, prompt_tokens,
+       total_tokens, unit, src_wal, src_seq))sql";
+constexpr int kObservationColumns = 36;
+
+constexpr char kInsertObservations[] = R"sql(
+INSERT INTO observations (project_id, id, trace_id, type, environment, name, start_time,
+  end_time, completion_start_time, model, model_parameters, input, output, usage, metadata, level,
+  status_message, parent_observation_id, prompt_id, prompt_name, prompt_version, model_id,
+  input_price, output_price, total_price, calculated_input_cost, calculated_output_cost,
+  calculated_total_cost, latency, time_to_first_token, completion_tokens, prompt_tokens,
+  total_tokens, unit, src_wal, src_seq)
+SELECT u.project_id, u.id, u.trace_id, COALESCE(u.type, 'GENERATION'), u.environment, u.name,
+  u.start_time, u.end_time, u.completion_start_time, u.model, u.model_parameters, u.input,
+  u.output, u.usage, u.metadata, u.level, u.status_message, u.parent_observation_id, u.prompt_id,
+  u.prompt_name, u.prompt_version, u.model_id, u.input_price, u.output_price, u.total_price,
+  u.calculated_input_cost, u.calculated_output_cost, u.calculated_total_cost, u.latency,
+  u.time_to_first_token, u.completion_tokens, u.prompt_tokens, u.total_tokens, u.unit,
+  u.src_wal, u.src_seq
+FROM )sql";
+
+constexpr char kUpdateObservations[] = R"sql(
+UPDATE observations AS o SET
+  type                   = COALESCE(u.type, o.type),
+  name                   = COALESCE(u.name, o.name),
+  start_time             = COALESCE(o.start_time, u.start_time),
+  end_time               = COALESCE(u.end_time, o.end_time),
+  completion_start_time  = COALESCE(u.completion_start_time, o.completion_start_time),
+  model                  = COALESCE(u.model, o.model),
+  model_parameters       = COALESCE(u.model_parameters, o.model_parameters),
+  input                  = COALESCE(u.input, o.input),
+  output                 = COALESCE(u.output, o.output),
+  usage                  = COALESCE(u.usage, o.usage),
+  metadata               = xtrace_jsonb_merge(o.metadata, u.metadata),
+  level                  = COALESCE(u.level, o.level),
+  status_message         = COALESCE(u.status_message, o.status_message),
+  parent_observation_id  = COALESCE(u.parent_observation_id, o.parent_observation_id),
+  prompt_id              = COALESCE(u.prompt_id, o.prompt_id),
+  prompt_name            = COALESCE(u.prompt_name, o.prompt_name),
+  prompt_version         = COALESCE(u.prompt_version, o.prompt_version),
+  model_id               = COALESCE(u.model_id, o.model_id),
+  input_price            = COALESCE(u.input_price, o.input_price),
+  output_price           = COALESCE(u.output_price, o.output_price),
+  total_price            = COALESCE(u.total_price, o.total_price),
+  calculated_input_cost  = COALESCE(u.calculated_input_cost, o.calculated_input_cost),
+  calculated_output_cost = COALESCE(u.calculated_output_cost, o.calculated_output_cost),
+  calculated_total_cost  = COALESCE(u.calculated_total_cost, o.calculated_total_cost),
+  latency                = COALESCE(u.latency, o.latency),
+  time_to_first_token    = COALESCE(u.time_to_first_token, o.time_to_first_token),
+  completion_tokens      = COALESCE(u.completion_tokens, o.completion_tokens),
+  prompt_tokens          = COALESCE(u.prompt_tokens, o.prompt_tokens),
+  total_tokens           = COALESCE(u.total_tokens, o.total_tokens),
+  unit                   = COALESCE(u.unit, o.unit),
+  src_wal                = u.src_wal,
+  src_seq                = u.src_seq,
+  updated_at             = now()
+FROM )sql";
+constexpr char kUpdateObservationsWhere[] = R"sql(
+WHERE o.project_id = u.project_id AND o.id = u.id
+  AND (o.src_wal IS DISTINCT FROM u.src_wal OR o.src_seq IS NULL OR o.src_seq < u.src_seq)
+)sql";
+
+// Parallel column arrays for one statement, rendered as PostgreSQL array literals (NULL for an
+// absent value).
+class Columns {
+ public:
+  explicit Columns(int n) : columns_(static_cast<size_t>(n)) {}
+  void AddRow(std::vector<Param> row) {
+    for (size_t i = 0; i < columns_.size(); ++i) columns_[i].push_back(std::move(row[i]));
+  }
+  bool empty() const { return columns_.front().empty(); }
+  std::vector<std::string> Literals() const {
+    std::vector<std::string> out;
+    out.reserve(columns_.size());
+    for (const auto& column : columns_) out.push_back(common::PgArrayLiteral(column));
+    return out;
+  }
+
+ private:
+  std::vector<std::vector<Param>> columns_;
+};
+
+// The tags array as a JSON array text (one jsonb element per row: rows' arrays differ in length).
+Param TagsJson(const std::optional<std::vector<std::string>>& tags) {
+  if (!tags) return std::nullopt;
+  boost::json::array a;
+  for (const auto& t : *tags) a.emplace_back(boost::json::string(SanitizeText(t)));
+  return boost::json::serialize(a);
 }
 
-void FoldObservation(pqxx::work& txn, const schema::WalRecord& rec,
-                     const schema::ObservationEvent& o, std::set<TraceKey>& touched) {
-  const std::string project = Text(o.project_id.value_or(rec.project_id));
-  touched.insert({project, o.trace_id.ToString()});
-  const std::string environment = Text(o.environment.value_or(rec.environment));
-  const std::vector<Param> placeholder = {project, o.trace_id.ToString(),
-                                          Time(o.start_time ? o.start_time : rec.received_at),
-                                          environment};
-  txn.exec_prepared("xtrace_placeholder_trace", pqxx::prepare::make_dynamic_params(placeholder));
+struct Wave {
+  Columns traces{kTraceColumns};
+  Columns placeholders{4};
+  Columns observations{kObservationColumns};
+};
 
-  const std::vector<Param> params = {
-      project,
-      o.id.ToString(),
-      o.trace_id.ToString(),
-      Text(o.type),
-      environment,
-      Text(o.name),
-      Time(o.start_time),
-      Time(o.end_time),
-      Time(o.completion_start_time),
-      Text(o.model),
-      Json(o.model_parameters_json),
-      Json(o.input_json),
-      Json(o.output_json),
-      Json(o.usage_json),
-      Json(o.metadata_json),
-      Text(o.level),
-      Text(o.status_message),
-      Uuid(o.parent_observation_id),
-      Text(o.prompt_id),
-      Text(o.prompt_name),
-      Text(o.prompt_version),
-      Text(o.model_id),
-      Num(o.input_price),
-      Num(o.output_price),
-      Num(o.total_price),
-      Num(o.calculated_input_cost),
-      Num(o.calculated_output_cost),
-      Num(o.calculated_total_cost),
-      Num(o.latency),
-      Num(o.time_to_first_token),
-      Num(o.completion_tokens),
-      Num(o.prompt_tokens),
-      Num(o.total_tokens),
-      Text(o.unit),
-  };
-  txn.exec_prepared("xtrace_upsert_observation", pqxx::prepare::make_dynamic_params(params));
+void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t,
+              const std::string& wal, uint64_t seq) {
+  w.traces.AddRow({Text(t.project_id.value_or(rec.project_id)),
+                   t.id.ToString(),
+                   Time(t.timestamp),
+                   Time(rec.received_at),
+                   Text(t.environment.value_or(rec.environment)),
+                   Text(t.name),
+                   Text(t.user_id),
+                   Text(t.session_id),
+                   Text(t.release),
+                   Text(t.version),
+                   Text(t.external_id),
+                   Json(t.input_json),
+                   Json(t.output_json),
+                   Json(t.metadata_json),
+                   TagsJson(t.tags),
+                   Bool(t.is_public),
+                   Bool(t.bookmarked),
+                   Num(t.latency),
+                   Num(t.total_cost),
+                   wal,
+                   std::to_string(seq)});
+}
+
+void AddObservation(Wave& w, const schema::WalRecord& rec, const schema::ObservationEvent& o,
+                    const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
+  const std::string project = Text(o.project_id.value_or(rec.project_id));
+  const std::string environment = Text(o.environment.value_or(rec.environment));
+  const std::string trace_id = o.trace_id.ToString();
+  touched.insert({project, trace_id});
+  w.placeholders.AddRow(
+      {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
+  w.observations.AddRow({project,
+                         o.id.ToString(),
+                         trace_id,
+                         Text(o.type),
+                         environment,
+                         Text(o.name),
+                         Time(o.start_time),
+                         Time(o.end_time),
+                         Time(o.completion_start_time),
+                         Text(o.model),
+                         Json(o.model_parameters_json),
+                         Json(o.input_json),
+                         Json(o.output_json),
+                         Json(o.usage_json),
+                         Json(o.metadata_json),
+                         Text(o.level),
+                         Text(o.status_message),
+                         Uuid(o.parent_observation_id),
+                         Text(o.prompt_id),
+                         Text(o.prompt_name),
+                         Text(o.prompt_version),
+                         Text(o.model_id),
+                         Num(o.input_price),
+                         Num(o.output_price),
+                         Num(o.total_price),
+                         Num(o.calculated_input_cost),
+                         Num(o.calculated_output_cost),
+                         Num(o.calculated_total_cost),
+                         Num(o.latency),
+                         Num(o.time_to_first_token),
+                         Num(o.completion_tokens),
+                         Num(o.prompt_tokens),
+                         Num(o.total_tokens),
+                         Text(o.unit),
+                         wal,
+                         std::to_string(seq)});
+}
+
+void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
+  if (columns.empty()) return;
+  const auto literals = columns.Literals();
+  txn.exec_prepared(statement, pqxx::prepare::make_dynamic_params(literals));
+}
+
+void ApplyWave(pqxx::work& txn, const Wave& w) {
+  Exec(txn, "xtrace_insert_traces", w.traces);
+  Exec(txn, "xtrace_update_traces", w.traces);
+  Exec(txn, "xtrace_insert_placeholders", w.placeholders);
+  Exec(txn, "xtrace_insert_observations", w.observations);
+  Exec(txn, "xtrace_update_observations", w.observations);
 }
 
 constexpr char kRefreshTraceAggregates[] = R"sql(
@@ -292,20 +397,48 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
 
 void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
-  conn.prepare("xtrace_upsert_trace", kUpsertTrace);
-  conn.prepare("xtrace_placeholder_trace", kPlaceholderTrace);
-  conn.prepare("xtrace_upsert_observation", kUpsertObservation);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
+  conn.prepare("xtrace_insert_traces", std::string(kInsertTraces) + kTraceInput +
+                                           " ON CONFLICT (project_id, id) DO NOTHING");
+  conn.prepare("xtrace_update_traces",
+               std::string(kUpdateTraces) + kTraceInput + kUpdateTracesWhere);
+  conn.prepare("xtrace_insert_placeholders", kInsertPlaceholders);
+  conn.prepare("xtrace_insert_observations", std::string(kInsertObservations) + kObservationInput +
+                                                 " ON CONFLICT (project_id, id) DO NOTHING");
+  conn.prepare("xtrace_update_observations",
+               std::string(kUpdateObservations) + kObservationInput + kUpdateObservationsWhere);
 }
 
-void Fold(pqxx::work& txn, const schema::WalRecord& record, std::set<TraceKey>& touched) {
-  if (const auto* batch = std::get_if<schema::TraceBatch>(&record.events)) {
-    if (batch->trace) FoldTrace(txn, record, *batch->trace);
-    for (const auto& o : batch->observations) FoldObservation(txn, record, o, touched);
+void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
+                 const common::Uuid& wal_id, std::set<TraceKey>& touched) {
+  const std::string wal = wal_id.ToString();
+  std::vector<Wave> waves;
+  std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
+  auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
+    const size_t k = occurrences[key]++;
+    if (k >= waves.size()) waves.resize(k + 1);
+    return waves[k];
+  };
+  for (const auto& [seq, record] : records) {
+    if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events)) {
+      if (batch->trace) {
+        const auto& t = *batch->trace;
+        AddTrace(wave_for(trace_occurrences,
+                          {Text(t.project_id.value_or(record->project_id)), t.id.ToString()}),
+                 *record, t, wal, seq);
+      }
+      for (const auto& o : batch->observations) {
+        AddObservation(wave_for(observation_occurrences,
+                                {Text(o.project_id.value_or(record->project_id)), o.id.ToString()}),
+                       *record, o, wal, seq, touched);
+      }
+    } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
+      // Metric points are first-write-wins and keyed, so one statement per record keeps the
+      // record order that decides which write is first.
+      if (!metrics->points.empty()) FoldMetrics(txn, *record, *metrics);
+    }
   }
-  if (const auto* metrics = std::get_if<schema::MetricBatch>(&record.events)) {
-    if (!metrics->points.empty()) FoldMetrics(txn, record, *metrics);
-  }
+  for (const auto& w : waves) ApplyWave(txn, w);
 }
 
 }  // namespace xtrace::projector

@@ -7,9 +7,12 @@
 #include <pqxx/connection>
 #include <pqxx/transaction>
 
+#include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "common/uuid.hpp"
 #include "schema/events.hpp"
 
 namespace xtrace::projector {
@@ -17,14 +20,21 @@ namespace xtrace::projector {
 // Prepares the statements Fold uses; call once per connection.
 void PrepareFoldStatements(pqxx::connection& conn);
 
-// Folds one record. `touched` collects the (project, trace id) pairs whose observations changed;
+// `touched` collects the (project, trace id) pairs whose observations changed;
 // call RefreshTraceAggregates with it before committing.
 struct TraceKey {
   std::string project_id;
   std::string trace_id;
   friend auto operator<=>(const TraceKey&, const TraceKey&) = default;
 };
-void Fold(pqxx::work& txn, const schema::WalRecord& record, std::set<TraceKey>& touched);
+struct SequencedRecord {
+  uint64_t seq;
+  const schema::WalRecord* record;
+};
+// Folds the records, in order, with set-based statements; re-applying a record this WAL already
+// applied to a row changes nothing (see fold.cpp).
+void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
+                 const common::Uuid& wal_id, std::set<TraceKey>& touched);
 
 // Recomputes the derived trace aggregates (latency, total cost) of the given traces from their
 // observations: exact whatever order or how often records were applied.

@@ -153,8 +153,8 @@ void Projector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
 }
 
 void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
-  pqxx::work txn(*conn_);
-  std::set<TraceKey> touched;
+  std::vector<schema::WalRecord> decoded;
+  decoded.reserve(entries.size());
   for (const auto& e : entries) {
     auto record = schema::DecodeRecord(e.bytes);
     if (!record) {
@@ -164,8 +164,14 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
       throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
                                record.error().message + "); projection halted at this record");
     }
-    Fold(txn, *record, touched);
+    decoded.push_back(std::move(*record));
   }
+  std::vector<SequencedRecord> records;
+  records.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) records.push_back({entries[i].seq, &decoded[i]});
+  pqxx::work txn(*conn_);
+  std::set<TraceKey> touched;
+  FoldRecords(txn, records, log_.id(), touched);
   RefreshTraceAggregates(txn, touched);
   AdvanceCursor(txn, entries.back().seq);
   txn.commit();
