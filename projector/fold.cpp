@@ -108,10 +108,11 @@ void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::Me
 // its k-th occurrence goes to wave k, so within a wave every entity appears once and waves run
 // in order: the result is that of applying the records one by one.
 //
-// Each wave: INSERT the entities that are new (ON CONFLICT DO NOTHING), then UPDATE the existing
-// ones with the merge rules. Every row records the WAL id and sequence of the last record applied
-// to it (src_wal, src_seq); an UPDATE from a record at or below that sequence of the same WAL is
-// skipped, which makes re-applying any record, or replaying any range, a no-op.
+// Each wave, in one statement per kind: INSERT the entities that are new (ON CONFLICT DO
+// NOTHING) and UPDATE the existing ones with the merge rules. Every row records the WAL id and
+// sequence of the last record applied to it (src_wal, src_seq); an UPDATE from a record at or below
+// that sequence of the same WAL is skipped, which makes re-applying any record, or replaying any
+// range, a no-op.
 
 constexpr char kTraceInput[] = R"sql(
 unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
@@ -361,11 +362,9 @@ void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
 }
 
 void ApplyWave(pqxx::work& txn, const Wave& w) {
-  Exec(txn, "xtrace_insert_traces", w.traces);
-  Exec(txn, "xtrace_update_traces", w.traces);
+  Exec(txn, "xtrace_upsert_traces", w.traces);
   Exec(txn, "xtrace_insert_placeholders", w.placeholders);
-  Exec(txn, "xtrace_insert_observations", w.observations);
-  Exec(txn, "xtrace_update_observations", w.observations);
+  Exec(txn, "xtrace_upsert_observations", w.observations);
 }
 
 constexpr char kRefreshTraceAggregates[] = R"sql(
@@ -398,15 +397,19 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
 void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
-  conn.prepare("xtrace_insert_traces", std::string(kInsertTraces) + kTraceInput +
-                                           " ON CONFLICT (project_id, id) DO NOTHING");
-  conn.prepare("xtrace_update_traces",
-               std::string(kUpdateTraces) + kTraceInput + kUpdateTracesWhere);
+  // One statement per entity kind and wave: the input arrays are sent and parsed once. The
+  // UPDATE runs on the statement's snapshot, so it sees only rows that existed before it; the
+  // rows the INSERT adds are already as the record makes them.
+  const auto upsert = [](const char* input, const char* insert, const char* update,
+                         const char* where) {
+    return std::string("WITH u AS MATERIALIZED (SELECT * FROM ") + input + "), inserted AS (" +
+           insert + "u ON CONFLICT (project_id, id) DO NOTHING) " + update + "u" + where;
+  };
+  conn.prepare("xtrace_upsert_traces",
+               upsert(kTraceInput, kInsertTraces, kUpdateTraces, kUpdateTracesWhere));
   conn.prepare("xtrace_insert_placeholders", kInsertPlaceholders);
-  conn.prepare("xtrace_insert_observations", std::string(kInsertObservations) + kObservationInput +
-                                                 " ON CONFLICT (project_id, id) DO NOTHING");
-  conn.prepare("xtrace_update_observations",
-               std::string(kUpdateObservations) + kObservationInput + kUpdateObservationsWhere);
+  conn.prepare("xtrace_upsert_observations", upsert(kObservationInput, kInsertObservations,
+                                                    kUpdateObservations, kUpdateObservationsWhere));
 }
 
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
