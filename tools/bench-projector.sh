@@ -6,6 +6,8 @@
 #
 # The backlog is written with wrk and tools/bench/batch.lua (1 trace + 4 observations per
 # record). Prints records, events, drain time, and records/s and events/s.
+# BENCH_PG_LOG=1 logs every PostgreSQL statement with its duration (copied to /tmp/bench-pg.log)
+# and BENCH_LOG_LEVEL=debug the projector's per-chunk timings (/tmp/bench-server.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fill=${1:-10}
@@ -23,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 db_url=$(tools/pg-local.sh start "$pg_dir" auto | tail -n 1)
 if [[ -n "${BENCH_PG_LOG:-}" ]]; then
-  psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0  # every statement, with its duration" -c "SELECT pg_reload_conf()" >/dev/null
+  psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 export XTRACE_BENCH_TOKEN=bench-token
 port=18743
