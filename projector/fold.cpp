@@ -71,11 +71,41 @@ series AS (
   UNION ALL
   SELECT s.id, s.name, s.labels FROM metric_series s
   WHERE s.project_id = $1 AND s.environment = $2
-    AND (s.name, s.labels) IN (SELECT name, labels FROM input))
-INSERT INTO metric_points (project_id, series_id, ts, value)
-SELECT $1, series.id, input.ts, input.value
-FROM input JOIN series ON series.name = input.name AND series.labels = input.labels
-ON CONFLICT (project_id, series_id, ts) DO NOTHING
+    AND (s.name, s.labels) IN (SELECT name, labels FROM input)),
+inserted AS (
+  INSERT INTO metric_points (project_id, series_id, ts, value)
+  SELECT $1, series.id, input.ts, input.value
+  FROM input JOIN series ON series.name = input.name AND series.labels = input.labels
+  ON CONFLICT (project_id, series_id, ts) DO NOTHING
+  RETURNING series_id, ts, value),
+-- Only the points this statement inserted reach the rollups: a resend never counts twice.
+keyed AS (
+  SELECT p.series_id, st.step,
+         to_timestamp(floor(extract(epoch FROM p.ts) / st.step)::float8 * st.step) AS bucket,
+         p.ts, p.value, xtrace_sketch_key(p.value) AS key
+  FROM inserted p CROSS JOIN (VALUES (60), (300), (3600), (86400)) AS st(step)),
+sketches AS (
+  SELECT series_id, step, bucket, jsonb_object_agg(key, n) AS sketch
+  FROM (SELECT series_id, step, bucket, key, count(*) AS n FROM keyed
+        GROUP BY series_id, step, bucket, key) AS per_key
+  GROUP BY series_id, step, bucket),
+agg AS (
+  SELECT series_id, step, bucket, count(*) AS n, sum(value) AS total, min(value) AS lo,
+         max(value) AS hi, (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts
+  FROM keyed GROUP BY series_id, step, bucket)
+INSERT INTO metric_rollups AS r (project_id, series_id, step, bucket, count, sum, min, max, last,
+                                 last_ts, sketch)
+SELECT $1, agg.series_id, agg.step, agg.bucket, agg.n, agg.total, agg.lo, agg.hi, agg.last,
+       agg.last_ts, sketches.sketch
+FROM agg JOIN sketches USING (series_id, step, bucket)
+ON CONFLICT (project_id, series_id, step, bucket) DO UPDATE SET
+  count   = r.count + EXCLUDED.count,
+  sum     = r.sum + EXCLUDED.sum,
+  min     = LEAST(r.min, EXCLUDED.min),
+  max     = GREATEST(r.max, EXCLUDED.max),
+  last    = CASE WHEN EXCLUDED.last_ts > r.last_ts THEN EXCLUDED.last ELSE r.last END,
+  last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts),
+  sketch  = xtrace_sketch_merge(r.sketch, EXCLUDED.sketch)
 )sql";
 
 std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& labels) {

@@ -5,10 +5,234 @@
 #include <pqxx/transaction>
 
 #include "common/json.hpp"
+#include "query/params.hpp"
+#include "query/sketch.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
 
 namespace xtrace::query {
 
 namespace json = boost::json;
+using common::Error;
+
+namespace {
+
+// RFC 3339 with +00:00, as the reference renders metric timestamps.
+std::string OffsetTime(common::TimePoint t) {
+  std::string s = common::FormatRfc3339(t);
+  s.back() = '+';
+  return s + "00:00";
+}
+
+std::string Trimmed(std::string s) {
+  const auto b = s.find_first_not_of(" \t");
+  const auto e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+// Labels as the series key: compact JSON with sorted keys.
+std::string SortedJson(const json::object& o) {
+  std::map<std::string, json::value> sorted;
+  for (const auto& m : o) sorted.emplace(std::string(m.key()), m.value());
+  json::object out;
+  for (auto& [k, v] : sorted) out[k] = v;
+  return json::serialize(out);
+}
+
+struct Cell {
+  uint64_t count = 0;
+  double sum = 0, min = 0, max = 0, last = 0;
+  int64_t last_us = INT64_MIN;
+  Sketch sketch;
+};
+
+}  // namespace
+
+common::Result<MetricQueryParams> ParseMetricQueryParams(std::string_view query,
+                                                         common::TimePoint now) {
+  auto params = QueryParams::Parse(query);
+  if (!params) return params.error();
+  MetricQueryParams p;
+  auto name = params->One("name");
+  if (!name) return name.error();
+  if (!*name) return Error::BadParameter("name", "name is required");
+  p.name = **name;
+  auto to = params->Time("to");
+  if (!to) return to.error();
+  p.to = to->value_or(now);
+  auto from = params->Time("from");
+  if (!from) return from.error();
+  p.from = from->value_or(p.to - std::chrono::hours(1));
+  if (p.from > p.to) return Error::BadParameter("from", "from must be <= to");
+  auto step = params->One("step");
+  if (!step) return step.error();
+  const std::string step_text = Trimmed(step->value_or("1m"));
+  static const std::pair<std::string_view, int64_t> kSteps[] = {
+      {"1m", 60}, {"5m", 300}, {"1h", 3600}, {"1d", 86400}};
+  p.step_seconds = 0;
+  for (const auto& [text, seconds] : kSteps) {
+    if (text == step_text) p.step_seconds = seconds;
+  }
+  if (p.step_seconds == 0) {
+    return Error::BadParameter("step", "invalid step, must be one of: 1m, 5m, 1h, 1d");
+  }
+  auto agg = params->One("agg");
+  if (!agg) return agg.error();
+  std::string agg_text = Trimmed(agg->value_or("avg"));
+  std::transform(agg_text.begin(), agg_text.end(), agg_text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static const std::pair<std::string_view, Aggregate> kAggs[] = {
+      {"avg", Aggregate::kAvg}, {"max", Aggregate::kMax},   {"min", Aggregate::kMin},
+      {"sum", Aggregate::kSum}, {"last", Aggregate::kLast}, {"p50", Aggregate::kP50},
+      {"p90", Aggregate::kP90}, {"p99", Aggregate::kP99}};
+  bool known = false;
+  for (const auto& [text, a] : kAggs) {
+    if (text == agg_text) {
+      p.agg = a;
+      known = true;
+    }
+  }
+  if (!known) {
+    return Error::BadParameter(
+        "agg", "invalid agg, must be one of: avg, max, min, sum, last, p50, p90, p99");
+  }
+  auto labels = params->One("labels");
+  if (!labels) return labels.error();
+  if (*labels && !Trimmed(**labels).empty()) {
+    boost::system::error_code ec;
+    const auto parsed = json::parse(**labels, ec);
+    if (ec) return Error::BadParameter("labels", "invalid labels json: " + ec.message());
+    p.labels_json = json::serialize(parsed);
+  }
+  auto group_by = params->One("group_by");
+  if (!group_by) return group_by.error();
+  if (*group_by) {
+    if (group_by->value().empty()) return Error::BadParameter("group_by", "group_by is empty");
+    p.group_by = **group_by;
+  }
+  const int64_t window_s = std::chrono::duration_cast<std::chrono::seconds>(p.to - p.from).count();
+  if (window_s / p.step_seconds > kMaxBuckets) {
+    return Error::BadParameter("from", "the window spans more than " + std::to_string(kMaxBuckets) +
+                                           " steps; use a larger step or a shorter window");
+  }
+  return p;
+}
+
+common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiRequest& request,
+                                                         common::TimePoint now) {
+  auto parsed = ParseMetricQueryParams(request.query, now);
+  if (!parsed) return parsed.error();
+  const MetricQueryParams& p = *parsed;
+  const bool percentile =
+      p.agg == Aggregate::kP50 || p.agg == Aggregate::kP90 || p.agg == Aggregate::kP99;
+  // Buckets whose start lies in [from floored to the step, to].
+  const int64_t from_us = p.from.time_since_epoch().count();
+  const int64_t step_us = p.step_seconds * 1000000;
+  const int64_t first_bucket_us =
+      (from_us >= 0 ? from_us / step_us : (from_us - step_us + 1) / step_us) * step_us;
+
+  // group key -> bucket (µs) -> cell; std::map keeps series and buckets ordered.
+  std::map<std::string, std::pair<json::object, std::map<int64_t, Cell>>> groups;
+  int64_t latest_us = INT64_MIN;
+  bool truncated = false;
+  // Bounded work: at most the newest kMaxRows rollup rows are read.
+  constexpr int kMaxRows = 200000;
+  auto failed = pool_.Run([&](pqxx::connection& conn) {
+    pqxx::read_transaction txn(conn);
+    const auto rows =
+        txn.exec_params(std::string(R"sql(
+SELECT s.labels::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, r.count, r.sum, r.min,
+       r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, )sql") +
+                            (percentile ? "r.sketch::text" : "NULL") + R"sql(
+FROM metric_series s
+JOIN metric_rollups r ON r.project_id = s.project_id AND r.series_id = s.id
+WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
+  AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
+  AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
+ORDER BY r.bucket DESC
+LIMIT $7)sql",
+                        project_id_, p.name, p.labels_json, p.step_seconds,
+                        common::FormatRfc3339(common::TimePoint(common::Micros(first_bucket_us))),
+                        common::FormatRfc3339(p.to), kMaxRows + 1);
+    if (rows.size() > static_cast<size_t>(kMaxRows)) truncated = true;
+    size_t n = 0;
+    for (const auto& row : rows) {
+      if (++n > static_cast<size_t>(kMaxRows)) break;
+      const json::object labels = json::parse(row[0].c_str()).as_object();
+      json::object key_labels;
+      if (p.group_by) {
+        const auto* v = labels.if_contains(*p.group_by);
+        key_labels[*p.group_by] = v != nullptr ? *v : json::value(nullptr);
+      } else {
+        key_labels = labels;
+      }
+      auto& group = groups[SortedJson(key_labels)];
+      if (group.first.empty()) group.first = key_labels;
+      const int64_t bucket = row[1].as<int64_t>();
+      latest_us = std::max(latest_us, bucket);
+      Cell& cell = group.second[bucket];
+      const auto count = row[2].as<uint64_t>();
+      const double lo = row[4].as<double>(), hi = row[5].as<double>();
+      cell.min = cell.count == 0 ? lo : std::min(cell.min, lo);
+      cell.max = cell.count == 0 ? hi : std::max(cell.max, hi);
+      cell.count += count;
+      cell.sum += row[3].as<double>();
+      if (row[7].as<int64_t>() > cell.last_us) {
+        cell.last_us = row[7].as<int64_t>();
+        cell.last = row[6].as<double>();
+      }
+      if (percentile) cell.sketch.MergeJson(row[8].c_str());
+    }
+  });
+  if (failed) return *failed;
+
+  json::array data;
+  for (auto& [key, group] : groups) {
+    if (data.size() == kMaxSeries) {
+      truncated = true;
+      break;
+    }
+    auto& buckets = group.second;
+    if (buckets.size() > kMaxPointsPerSeries) {
+      truncated = true;  // keep the newest
+      buckets.erase(buckets.begin(),
+                    std::next(buckets.begin(),
+                              static_cast<std::ptrdiff_t>(buckets.size() - kMaxPointsPerSeries)));
+    }
+    json::array values;
+    for (const auto& [bucket, cell] : buckets) {
+      double value = 0;
+      switch (p.agg) {
+        case Aggregate::kAvg: value = cell.sum / static_cast<double>(cell.count); break;
+        case Aggregate::kMax: value = cell.max; break;
+        case Aggregate::kMin: value = cell.min; break;
+        case Aggregate::kSum: value = cell.sum; break;
+        case Aggregate::kLast: value = cell.last; break;
+        case Aggregate::kP50: value = cell.sketch.Quantile(0.5); break;
+        case Aggregate::kP90: value = cell.sketch.Quantile(0.9); break;
+        case Aggregate::kP99: value = cell.sketch.Quantile(0.99); break;
+      }
+      values.emplace_back(json::object{
+          {"timestamp", OffsetTime(common::TimePoint(common::Micros(bucket)))}, {"value", value}});
+    }
+    data.emplace_back(json::object{{"labels", group.first}, {"values", std::move(values)}});
+  }
+  json::object meta;
+  if (latest_us != INT64_MIN) {
+    meta["latest_ts"] = OffsetTime(common::TimePoint(common::Micros(latest_us)));
+  }
+  meta["series_count"] = data.size();
+  meta["truncated"] = truncated;
+  json::object body;
+  body["data"] = std::move(data);
+  body["meta"] = std::move(meta);
+  return common::ApiResponse::Json(common::SerializeJson(body));
+}
 
 common::Result<common::ApiResponse> MetricQueries::Names() {
   json::array names;
@@ -29,9 +253,7 @@ common::Result<common::ApiResponse> MetricQueries::Names() {
 
 common::ApiResponse ProjectsResponse(const std::string& project_id, common::TimePoint now) {
   // The reference renders these timestamps with a +00:00 offset rather than Z.
-  std::string stamp = common::FormatRfc3339(now);
-  stamp.back() = '+';
-  stamp += "00:00";
+  const std::string stamp = OffsetTime(now);
   json::object project{{"id", project_id},
                        {"name", project_id},
                        {"createdAt", stamp},

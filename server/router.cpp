@@ -25,6 +25,7 @@ enum class Route {
   kTraceList,
   kTraceGet,
   kMetricNames,
+  kMetricQuery,
   kProjects,
   kRateLimitStats
 };
@@ -56,6 +57,9 @@ Match MatchRoute(std::string_view path) {
   }
   if (path == "/api/public/projects") return {Route::kProjects, "GET", Access::kCompatOpenable, {}};
   if (path == "/api/public/traces") return {Route::kTraceList, "GET", Access::kRateLimited, {}};
+  if (path == "/api/public/metrics/query") {
+    return {Route::kMetricQuery, "GET", Access::kRateLimited, {}};
+  }
   if (path == "/api/public/metrics/names") {
     return {Route::kMetricNames, "GET", Access::kRateLimited, {}};
   }
@@ -222,6 +226,12 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
     case Route::kTraceGet:
       boost::asio::post(blocking_,
                         [this, id = match.param, reply] { reply(FromResult(traces_.Get(id))); });
+      return;
+    case Route::kMetricQuery:
+      boost::asio::post(blocking_, [this, request, reply] {
+        const common::ApiRequest api{request.path, request.query, request.content_type, {}};
+        reply(FromResult(metrics_.Query(api, common::Now())));
+      });
       return;
     case Route::kMetricNames:
       boost::asio::post(blocking_, [this, reply] { reply(FromResult(metrics_.Names())); });

@@ -239,6 +239,16 @@ TEST_F(ServerTest, MetricsBatchIsAcknowledgedAndProjected) {
   EXPECT_EQ(status.at("wal").at("acceptingWrites"), true);
   EXPECT_GT(status.at("wal").at("diskBytes").to_number<int64_t>(), 0);
   EXPECT_EQ(Http(server_->port(), "GET", "/api/internal/status").status, 401);
+
+  auto q =
+      Get("/api/public/metrics/query?name=gpu_util&from=2026-01-01T00:00:00Z"
+          "&to=2026-01-01T00:10:00Z&agg=max");
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_EQ(q.body, R"({"data":[{"labels":{"gpu":"0"},"values":[{"timestamp":)"
+                    R"("2026-01-01T00:00:00+00:00","value":0.5}]}],"meta":{"latest_ts":)"
+                    R"("2026-01-01T00:00:00+00:00","series_count":1,"truncated":false}})");
+  EXPECT_EQ(Get("/api/public/metrics/query?name=gpu_util&step=7m").status, 400);
+  EXPECT_EQ(Get("/api/public/metrics/names").body, R"({"data":["gpu_util"]})");
 }
 
 TEST_F(ServerTest, ProjectsListsTheConfiguredProject) {
