@@ -315,7 +315,8 @@ struct Wave {
 };
 
 void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t,
-              const std::string& wal, uint64_t seq) {
+              const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
+  touched.insert({Text(t.project_id.value_or(rec.project_id)), t.id.ToString()});
   w.traces.AddRow({Text(t.project_id.value_or(rec.project_id)),
                    t.id.ToString(),
                    Time(t.timestamp),
@@ -411,6 +412,87 @@ WHERE t.project_id = a.project_id AND t.id = a.trace_id
   AND (t.obs_latency IS DISTINCT FROM a.latency OR t.obs_total_cost IS DISTINCT FROM a.total_cost)
 )sql";
 
+// The per-trace usage rows of the touched traces are recomputed, and the difference to the old
+// rows is added to the daily sums.
+constexpr char kRefreshDailyTraces[] = R"sql(
+WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
+old AS (
+  DELETE FROM trace_usage u USING k
+  WHERE u.project_id = k.project_id AND u.trace_id = k.trace_id
+  RETURNING u.*),
+fresh AS (
+  SELECT t.project_id, t.id AS trace_id, t.environment,
+         (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
+         jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version,
+                            'release', t.release, 'tags', to_jsonb(t.tags)) AS dims,
+         (SELECT count(*) FROM observations o
+          WHERE o.project_id = t.project_id AND o.trace_id = t.id) AS count_observations,
+         COALESCE(t.total_cost, t.obs_total_cost, 0) AS total_cost
+  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id),
+inserted AS (INSERT INTO trace_usage SELECT * FROM fresh),
+delta AS (
+  SELECT project_id, environment, day, dims, sum(n) AS n, sum(count_observations) AS obs,
+         sum(total_cost) AS cost
+  FROM (SELECT project_id, environment, day, dims, 1 AS n, count_observations, total_cost
+        FROM fresh
+        UNION ALL
+        SELECT project_id, environment, day, dims, -1, -count_observations, -total_cost
+        FROM old) AS d
+  GROUP BY project_id, environment, day, dims)
+INSERT INTO daily_traces AS r (project_id, environment, day, dims, count_traces,
+                               count_observations, total_cost)
+SELECT project_id, environment, day, dims, n, obs, cost FROM delta
+ON CONFLICT (project_id, environment, day, dims) DO UPDATE SET
+  count_traces       = r.count_traces + EXCLUDED.count_traces,
+  count_observations = r.count_observations + EXCLUDED.count_observations,
+  total_cost         = r.total_cost + EXCLUDED.total_cost
+)sql";
+
+constexpr char kRefreshDailyModels[] = R"sql(
+WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
+old AS (
+  DELETE FROM trace_model_usage u USING k
+  WHERE u.project_id = k.project_id AND u.trace_id = k.trace_id
+  RETURNING u.*),
+fresh AS (
+  SELECT t.project_id, t.id AS trace_id, COALESCE(o.model, 'unknown') AS model, t.environment,
+         (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
+         jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version,
+                            'release', t.release, 'tags', to_jsonb(t.tags)) AS dims,
+         count(*) AS count_observations,
+         COALESCE(sum(o.input_tokens_d), 0)::bigint AS input_usage,
+         COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
+         COALESCE(sum(o.total_tokens_d), 0)::bigint AS total_usage,
+         COALESCE(sum(o.calculated_total_cost), 0) AS total_cost
+  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id
+  JOIN observations o ON o.project_id = t.project_id AND o.trace_id = t.id
+  WHERE o.type = 'GENERATION'
+  GROUP BY t.project_id, t.id, COALESCE(o.model, 'unknown'), t.environment, t."timestamp",
+           t.name, t.user_id, t.version, t.release, t.tags),
+inserted AS (INSERT INTO trace_model_usage SELECT * FROM fresh),
+delta AS (
+  SELECT project_id, environment, day, dims, model, sum(n) AS n, sum(count_observations) AS obs,
+         sum(input_usage) AS input, sum(output_usage) AS output, sum(total_usage) AS total,
+         sum(total_cost) AS cost
+  FROM (SELECT project_id, environment, day, dims, model, 1 AS n, count_observations,
+               input_usage, output_usage, total_usage, total_cost FROM fresh
+        UNION ALL
+        SELECT project_id, environment, day, dims, model, -1, -count_observations,
+               -input_usage, -output_usage, -total_usage, -total_cost FROM old) AS d
+  GROUP BY project_id, environment, day, dims, model)
+INSERT INTO daily_models AS r (project_id, environment, day, dims, model, count_traces,
+                               count_observations, input_usage, output_usage, total_usage,
+                               total_cost)
+SELECT project_id, environment, day, dims, model, n, obs, input, output, total, cost FROM delta
+ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
+  count_traces       = r.count_traces + EXCLUDED.count_traces,
+  count_observations = r.count_observations + EXCLUDED.count_observations,
+  input_usage        = r.input_usage + EXCLUDED.input_usage,
+  output_usage       = r.output_usage + EXCLUDED.output_usage,
+  total_usage        = r.total_usage + EXCLUDED.total_usage,
+  total_cost         = r.total_cost + EXCLUDED.total_cost
+)sql";
+
 }  // namespace
 
 void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
@@ -420,12 +502,18 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
     projects.push_back(k.project_id);
     ids.push_back(k.trace_id);
   }
-  txn.exec_prepared("xtrace_refresh_trace_aggregates", common::PgTextArrayLiteral(projects),
-                    common::PgTextArrayLiteral(ids));
+  const auto project_array = common::PgTextArrayLiteral(projects);
+  const auto id_array = common::PgTextArrayLiteral(ids);
+  txn.exec_prepared("xtrace_refresh_trace_aggregates", project_array, id_array);
+  // After the aggregates: the daily rows read the traces' costs.
+  txn.exec_prepared("xtrace_refresh_daily_traces", project_array, id_array);
+  txn.exec_prepared("xtrace_refresh_daily_models", project_array, id_array);
 }
 
 void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
+  conn.prepare("xtrace_refresh_daily_traces", kRefreshDailyTraces);
+  conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
   // One statement per entity kind and wave: the input arrays are sent and parsed once. The
   // UPDATE runs on the statement's snapshot, so it sees only rows that existed before it; the
@@ -458,7 +546,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
         const auto& t = *batch->trace;
         AddTrace(wave_for(trace_occurrences,
                           {Text(t.project_id.value_or(record->project_id)), t.id.ToString()}),
-                 *record, t, wal, seq);
+                 *record, t, wal, seq, touched);
       }
       for (const auto& o : batch->observations) {
         AddObservation(wave_for(observation_occurrences,

@@ -20,8 +20,8 @@ namespace xtrace::projector {
 // Prepares the statements Fold uses; call once per connection.
 void PrepareFoldStatements(pqxx::connection& conn);
 
-// `touched` collects the (project, trace id) pairs whose observations changed;
-// call RefreshTraceAggregates with it before committing.
+// `touched` collects the (project, trace id) pairs of every trace a record changed or whose
+// observations it changed; call RefreshTraceAggregates with it before committing.
 struct TraceKey {
   std::string project_id;
   std::string trace_id;
@@ -37,7 +37,8 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                  const common::Uuid& wal_id, std::set<TraceKey>& touched);
 
 // Recomputes the derived trace aggregates (latency, total cost) of the given traces from their
-// observations: exact whatever order or how often records were applied.
+// observations, and their contributions to the daily usage rollups: exact whatever order or how
+// often records were applied.
 void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces);
 
 }  // namespace xtrace::projector

@@ -1,10 +1,12 @@
 #include "query/metrics.hpp"
 
 #include <boost/json/value.hpp>
+#include <pqxx/prepared_statement>
 #include <pqxx/result>
 #include <pqxx/transaction>
 
 #include "common/json.hpp"
+#include "common/pg_text.hpp"
 #include "query/params.hpp"
 #include "query/sketch.hpp"
 
@@ -248,6 +250,117 @@ common::Result<common::ApiResponse> MetricQueries::Names() {
   if (failed) return *failed;
   json::object body;
   body["data"] = std::move(names);
+  return common::ApiResponse::Json(common::SerializeJson(body));
+}
+
+common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiRequest& request,
+                                                         common::TimePoint now) {
+  auto params = QueryParams::Parse(request.query);
+  if (!params) return params.error();
+  auto page = params->Integer("page");
+  if (!page) return page.error();
+  const int64_t page_no = std::max<int64_t>(1, page->value_or(1));
+  if (page_no > 10'000'000) return Error::BadParameter("page", "page must be at most 10000000");
+  auto limit_param = params->Integer("limit");
+  if (!limit_param) return limit_param.error();
+  const int64_t limit = std::clamp<int64_t>(limit_param->value_or(50), 1, 200);
+  auto to = params->Time("toTimestamp");
+  if (!to) return to.error();
+  const common::TimePoint to_time = to->value_or(now);
+  auto from = params->Time("fromTimestamp");
+  if (!from) return from.error();
+  const common::TimePoint from_time = from->value_or(to_time - std::chrono::hours(24 * 30));
+  if (from_time > to_time) {
+    return Error::BadParameter("fromTimestamp", "fromTimestamp must not be after toTimestamp");
+  }
+
+  // Filters on the rollups' dims; every value is a bound parameter.
+  std::vector<std::optional<std::string>> args = {project_id_, common::FormatRfc3339(from_time),
+                                                  common::FormatRfc3339(to_time)};
+  std::string where =
+      "project_id = $1 AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
+      " AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date";
+  for (auto [param, key] : {std::pair{"traceName", "name"},
+                            {"userId", "userId"},
+                            {"version", "version"},
+                            {"release", "release"}}) {
+    auto v = params->One(param);
+    if (!v) return v.error();
+    if (*v) {
+      args.push_back(**v);
+      where += std::string(" AND dims->>'") + key + "' = $" + std::to_string(args.size());
+    }
+  }
+  if (const auto tags = params->All("tags"); !tags.empty()) {
+    json::array list;
+    for (const auto& t : tags) list.emplace_back(json::string(t));
+    args.push_back(json::serialize(json::object{{"tags", list}}));
+    where += " AND dims @> $" + std::to_string(args.size()) + "::jsonb";
+  }
+  if (const auto envs = params->All("environment"); !envs.empty()) {
+    args.push_back(common::PgTextArrayLiteral(envs));
+    where += " AND environment = ANY($" + std::to_string(args.size()) + "::text[])";
+  }
+
+  int64_t total = 0;
+  json::array data;
+  auto failed = pool_.Run([&](pqxx::connection& conn) {
+    pqxx::read_transaction txn(conn);
+    const std::string days_sql =
+        "SELECT day::text, sum(count_traces)::int8, sum(count_observations)::int8, "
+        "sum(total_cost) FROM daily_traces WHERE " +
+        where + " GROUP BY day HAVING sum(count_traces) > 0";
+    total = txn.exec_params1("SELECT count(*) FROM (" + days_sql + ") AS d",
+                             pqxx::prepare::make_dynamic_params(args))[0]
+                .as<int64_t>();
+    auto page_args = args;
+    page_args.push_back(std::to_string(limit));
+    page_args.push_back(std::to_string((page_no - 1) * limit));
+    const auto days =
+        txn.exec_params(days_sql + " ORDER BY day DESC LIMIT $" + std::to_string(args.size() + 1) +
+                            "::int8 OFFSET $" + std::to_string(args.size() + 2) + "::int8",
+                        pqxx::prepare::make_dynamic_params(page_args));
+    if (days.empty()) return;
+    std::vector<std::string> day_list;
+    for (const auto& d : days) day_list.emplace_back(d[0].c_str());
+    auto model_args = args;
+    model_args.push_back(common::PgTextArrayLiteral(day_list));
+    std::map<std::string, json::array> usage_by_day;
+    for (const auto& m : txn.exec_params(
+             "SELECT day::text, model, sum(count_traces)::int8, sum(count_observations)::int8, "
+             "sum(input_usage)::int8, sum(output_usage)::int8, sum(total_usage)::int8, "
+             "sum(total_cost) FROM daily_models WHERE " +
+                 where + " AND day = ANY($" + std::to_string(model_args.size()) +
+                 "::date[]) GROUP BY day, model HAVING sum(count_traces) > 0 "
+                 "ORDER BY day, sum(total_cost) DESC, model",
+             pqxx::prepare::make_dynamic_params(model_args))) {
+      // Keys in the reference's (alphabetical) order.
+      usage_by_day[m[0].c_str()].emplace_back(
+          json::object{{"countObservations", m[3].as<int64_t>()},
+                       {"countTraces", m[2].as<int64_t>()},
+                       {"inputUsage", m[4].as<int64_t>()},
+                       {"model", m[1].c_str()},
+                       {"outputUsage", m[5].as<int64_t>()},
+                       {"totalCost", m[7].as<double>()},
+                       {"totalUsage", m[6].as<int64_t>()}});
+    }
+    for (const auto& d : days) {
+      json::object item;
+      item["date"] = d[0].c_str();
+      item["countTraces"] = d[1].as<int64_t>();
+      item["countObservations"] = d[2].as<int64_t>();
+      item["totalCost"] = d[3].as<double>();
+      item["usage"] = std::move(usage_by_day[d[0].c_str()]);
+      data.emplace_back(std::move(item));
+    }
+  });
+  if (failed) return *failed;
+  json::object body;
+  body["data"] = std::move(data);
+  body["meta"] = {{"page", page_no},
+                  {"limit", limit},
+                  {"totalItems", total},
+                  {"totalPages", (total + limit - 1) / limit}};
   return common::ApiResponse::Json(common::SerializeJson(body));
 }
 

@@ -26,6 +26,11 @@ class MetricQueries {
   common::Result<common::ApiResponse> Query(const common::ApiRequest& request,
                                             common::TimePoint now);
 
+  // GET /api/public/metrics/daily: per UTC day with traces, newest first, from the daily usage
+  // rollups. fromTimestamp/toTimestamp select whole UTC days.
+  common::Result<common::ApiResponse> Daily(const common::ApiRequest& request,
+                                            common::TimePoint now);
+
  private:
   ConnectionPool& pool_;
   const std::string project_id_;

@@ -26,6 +26,7 @@ enum class Route {
   kTraceGet,
   kMetricNames,
   kMetricQuery,
+  kMetricDaily,
   kProjects,
   kRateLimitStats
 };
@@ -57,6 +58,9 @@ Match MatchRoute(std::string_view path) {
   }
   if (path == "/api/public/projects") return {Route::kProjects, "GET", Access::kCompatOpenable, {}};
   if (path == "/api/public/traces") return {Route::kTraceList, "GET", Access::kRateLimited, {}};
+  if (path == "/api/public/metrics/daily") {
+    return {Route::kMetricDaily, "GET", Access::kRateLimited, {}};
+  }
   if (path == "/api/public/metrics/query") {
     return {Route::kMetricQuery, "GET", Access::kRateLimited, {}};
   }
@@ -231,6 +235,12 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
       boost::asio::post(blocking_, [this, request, reply] {
         const common::ApiRequest api{request.path, request.query, request.content_type, {}};
         reply(FromResult(metrics_.Query(api, common::Now())));
+      });
+      return;
+    case Route::kMetricDaily:
+      boost::asio::post(blocking_, [this, request, reply] {
+        const common::ApiRequest api{request.path, request.query, request.content_type, {}};
+        reply(FromResult(metrics_.Daily(api, common::Now())));
       });
       return;
     case Route::kMetricNames:

@@ -1,7 +1,7 @@
 // xtrace-replay: re-project WAL records into PostgreSQL, for backfills and rebuilds.
 //
 //   xtrace-replay --wal-dir DIR --database-url URL [--from-seq N] [--to-seq M]
-//   xtrace-replay --wal-dir DIR --database-url URL --rebuild
+//   xtrace-replay --wal-dir DIR --database-url URL --rebuild   (projections and rollups)
 //   xtrace-replay --wal-dir DIR --dry-run [--from-seq N] [--to-seq M]
 //
 // Safe while the server runs: the WAL is opened read-only, the server's projector cursor is never
@@ -105,7 +105,9 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(first - 1));
       }
       pqxx::work txn(*conn);
-      txn.exec0("TRUNCATE traces, observations, metric_series, metric_points");
+      txn.exec0(
+          "TRUNCATE traces, observations, metric_series, metric_points, metric_rollups, "
+          "trace_usage, trace_model_usage, daily_traces, daily_models");
       txn.commit();
     }
   }

@@ -43,7 +43,15 @@ std::string Dump(const std::string& url) {
         "ORDER BY project_id, id",
         "SELECT jsonb_build_array(s.project_id, s.environment, s.name, s.labels, p.ts, p.value) "
         "FROM metric_points p JOIN metric_series s ON s.id = p.series_id "
-        "ORDER BY s.name, s.labels::text, p.ts"}) {
+        "ORDER BY s.name, s.labels::text, p.ts",
+        "SELECT jsonb_build_array(s.name, s.labels, r.step, r.bucket, r.count, r.sum, r.min, r.max,"
+        " r.last, r.last_ts, r.sketch) FROM metric_rollups r JOIN metric_series s ON s.id = "
+        "r.series_id"
+        " ORDER BY s.name, s.labels::text, r.step, r.bucket",
+        "SELECT to_jsonb(x) FROM daily_traces x WHERE count_traces <> 0"
+        " ORDER BY project_id, environment, day, dims::text",
+        "SELECT to_jsonb(x) FROM daily_models x WHERE count_traces <> 0"
+        " ORDER BY project_id, environment, day, dims::text, model"}) {
     for (const auto& row : txn.exec(query)) dump += std::string(row[0].c_str()) + "\n";
   }
   return dump;

@@ -115,6 +115,17 @@ TEST_F(ServerTest, BatchIngestThenListAndDetail) {
   EXPECT_EQ(Get("/api/public/traces/99999999-1111-4222-8333-444455556666").status, 404);
   EXPECT_EQ(Get("/api/public/traces/not-a-uuid").status, 400);
   EXPECT_EQ(Get("/api/public/traces?page=abc").status, 400);
+
+  auto daily =
+      Get("/api/public/metrics/daily?fromTimestamp=2025-12-01T00:00:00Z"
+          "&toTimestamp=2026-02-01T00:00:00Z");
+  ASSERT_EQ(daily.status, 200) << daily.body;
+  EXPECT_EQ(
+      daily.body,
+      R"({"data":[{"date":"2026-01-01","countTraces":1,"countObservations":1,"totalCost":0.0,)"
+      R"("usage":[{"countObservations":1,"countTraces":1,"inputUsage":12,"model":"gpt-4o-mini",)"
+      R"("outputUsage":30,"totalCost":0.0,"totalUsage":42}]}],)"
+      R"("meta":{"page":1,"limit":50,"totalItems":1,"totalPages":1}})");
 }
 
 TEST_F(ServerTest, BasicAuthWorksAndBadCredentialsGet401Json) {
