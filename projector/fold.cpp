@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <pqxx/prepared_statement>
+#include <pqxx/result>
 
 #include <charconv>
 #include <map>
@@ -513,6 +514,10 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
 void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
   conn.prepare("xtrace_refresh_daily_traces", kRefreshDailyTraces);
+  conn.prepare("xtrace_observation_traces",
+               "SELECT o.project_id, o.trace_id::text FROM observations o "
+               "JOIN unnest($1::text[], $2::uuid[]) AS k(project_id, id) "
+               "ON o.project_id = k.project_id AND o.id = k.id");
   conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
   // One statement per entity kind and wave: the input arrays are sent and parsed once. The
@@ -560,6 +565,21 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
     }
   }
   for (const auto& w : waves) ApplyWave(txn, w);
+
+  // An observation keeps the trace it was first recorded under, even when a later event names
+  // another: the trace whose aggregates change is the stored one.
+  if (!observation_occurrences.empty()) {
+    std::vector<std::string> projects, ids;
+    for (const auto& [key, n] : observation_occurrences) {
+      projects.push_back(key.project_id);
+      ids.push_back(key.trace_id);  // the observation id, in this map
+    }
+    for (const auto& row :
+         txn.exec_prepared("xtrace_observation_traces", common::PgTextArrayLiteral(projects),
+                           common::PgTextArrayLiteral(ids))) {
+      touched.insert({row[0].c_str(), row[1].c_str()});
+    }
+  }
 }
 
 }  // namespace xtrace::projector

@@ -660,6 +660,12 @@ TEST_F(ProjectionTest, DailyRollupsEqualRecomputationFromBaseTables) {
   };
 
   EXPECT_EQ(daily("").at("data"), recompute("TRUE"));
+
+  // An update that names another trace still changes the observation's own (first) trace, in a
+  // later transaction of its own.
+  Ingest(obs(9, 1, R"(,"model":"m1","promptTokens":100)"));
+  WaitProjected();
+  EXPECT_EQ(daily("").at("data"), recompute("TRUE"));
   // Two days: trace 4's placeholder (2026-01-03) moved to its real day when the trace arrived.
   EXPECT_EQ(daily("").at("meta").at("totalItems").to_number<int>(), 2);
   EXPECT_EQ(daily("userId=c").at("data"), recompute("t.user_id = 'c'"));
