@@ -141,9 +141,9 @@ void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::Me
 //
 // Each wave, in one statement per kind: INSERT the entities that are new (ON CONFLICT DO
 // NOTHING) and UPDATE the existing ones with the merge rules. Every row records the WAL id and
-// sequence of the last record applied to it (src_wal, src_seq); an UPDATE from a record at or below
-// that sequence of the same WAL is skipped, which makes re-applying any record, or replaying any
-// range, a no-op.
+// the position of the last event applied to it (src_wal, src_seq = sequence << 20 | the event's
+// index in its record); an UPDATE from an event at or below that position of the same WAL is
+// skipped, which makes re-applying any record, or replaying any range, a no-op.
 
 constexpr char kTraceInput[] = R"sql(
 unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
@@ -311,7 +311,6 @@ Param TagsJson(const std::optional<std::vector<std::string>>& tags) {
 
 struct Wave {
   Columns traces{kTraceColumns};
-  Columns placeholders{4};
   Columns observations{kObservationColumns};
 };
 
@@ -341,13 +340,14 @@ void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t
                    std::to_string(seq)});
 }
 
-void AddObservation(Wave& w, const schema::WalRecord& rec, const schema::ObservationEvent& o,
-                    const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
+void AddObservation(Wave& w, Columns& placeholders, const schema::WalRecord& rec,
+                    const schema::ObservationEvent& o, const std::string& wal, uint64_t seq,
+                    std::set<TraceKey>& touched) {
   const std::string project = Text(o.project_id.value_or(rec.project_id));
   const std::string environment = Text(o.environment.value_or(rec.environment));
   const std::string trace_id = o.trace_id.ToString();
   touched.insert({project, trace_id});
-  w.placeholders.AddRow(
+  placeholders.AddRow(
       {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
   w.observations.AddRow({project,
                          o.id.ToString(),
@@ -387,6 +387,14 @@ void AddObservation(Wave& w, const schema::WalRecord& rec, const schema::Observa
                          std::to_string(seq)});
 }
 
+// src_seq of an event: the WAL sequence in the high bits, the event's position within its record
+// in the low 20. Records hold far fewer than 2^20 events (the body limit sees to that); a
+// position beyond is clamped, which only loses the ordering among those excess events.
+uint64_t EventPosition(uint64_t seq, size_t index) {
+  constexpr uint64_t kMaxIndex = (uint64_t{1} << 20) - 1;
+  return (seq << 20) | std::min<uint64_t>(index, kMaxIndex);
+}
+
 void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
   if (columns.empty()) return;
   const auto literals = columns.Literals();
@@ -395,7 +403,6 @@ void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
 
 void ApplyWave(pqxx::work& txn, const Wave& w) {
   Exec(txn, "xtrace_upsert_traces", w.traces);
-  Exec(txn, "xtrace_insert_placeholders", w.placeholders);
   Exec(txn, "xtrace_upsert_observations", w.observations);
 }
 
@@ -539,6 +546,10 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                  const common::Uuid& wal_id, std::set<TraceKey>& touched) {
   const std::string wal = wal_id.ToString();
   std::vector<Wave> waves;
+  // Placeholders for the whole chunk, in record order, go in before any wave: the first
+  // observation naming an unknown trace decides its placeholder, and a real trace later in the
+  // chunk replaces the placeholder exactly as it would have one from an earlier transaction.
+  Columns placeholders{4};
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
     const size_t k = occurrences[key]++;
@@ -547,16 +558,21 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
   };
   for (const auto& [seq, record] : records) {
     if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events)) {
+      // One record may name an entity more than once (a batch listing the same observation
+      // twice): each event gets its own position, so the provenance check orders them too.
+      uint64_t position = EventPosition(seq, 0);
       if (batch->trace) {
         const auto& t = *batch->trace;
         AddTrace(wave_for(trace_occurrences,
                           {Text(t.project_id.value_or(record->project_id)), t.id.ToString()}),
-                 *record, t, wal, seq, touched);
+                 *record, t, wal, position, touched);
       }
-      for (const auto& o : batch->observations) {
+      for (size_t i = 0; i < batch->observations.size(); ++i) {
+        const auto& o = batch->observations[i];
+        position = EventPosition(seq, i + 1);
         AddObservation(wave_for(observation_occurrences,
                                 {Text(o.project_id.value_or(record->project_id)), o.id.ToString()}),
-                       *record, o, wal, seq, touched);
+                       placeholders, *record, o, wal, position, touched);
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
       // Metric points are first-write-wins and keyed, so one statement per record keeps the
@@ -564,6 +580,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
       if (!metrics->points.empty()) FoldMetrics(txn, *record, *metrics);
     }
   }
+  Exec(txn, "xtrace_insert_placeholders", placeholders);
   for (const auto& w : waves) ApplyWave(txn, w);
 
   // An observation keeps the trace it was first recorded under, even when a later event names
