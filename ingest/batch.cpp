@@ -100,15 +100,9 @@ bool IsJsonContentType(std::string_view content_type) {
 }
 
 common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const IngestContext& ctx) {
-  boost::json::parse_options options;
-  options.max_depth = kMaxJsonDepth;
-  boost::system::error_code ec;
-  const boost::json::value root = boost::json::parse(body, ec, {}, options);
-  if (ec) {
-    return Error{ErrorCode::kMalformedJson, "request body is not valid JSON: " + ec.message(), {}};
-  }
-  if (!root.is_object()) return Error::InvalidField("", "request body must be a JSON object");
-  const auto& obj = root.get_object();
+  auto root = ParseObjectBody(body, kMaxJsonDepth);
+  if (!root) return root.error();
+  const auto& obj = root->get_object();
 
   schema::TraceBatch batch;
   if (const auto* trace = obj.if_contains("trace"); trace != nullptr && !trace->is_null()) {
@@ -132,11 +126,16 @@ common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const I
     }
   }
 
+  return MakeRecord(ctx, std::move(batch));
+}
+
+schema::WalRecord MakeRecord(const IngestContext& ctx,
+                             std::variant<schema::TraceBatch, schema::MetricBatch> events) {
   schema::WalRecord record;
   record.received_at = ctx.received_at;
   record.project_id = ctx.project_id;
   record.environment = ctx.environment;
-  record.events = std::move(batch);
+  record.events = std::move(events);
   return record;
 }
 

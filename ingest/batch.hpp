@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "common/error.hpp"
 #include "common/time.hpp"
@@ -19,6 +20,10 @@ struct IngestContext {
 // Malformed JSON → kMalformedJson; a wrong shape or type → kInvalidField naming the JSON path.
 // Pure: no I/O, so every validation rule has a unit test.
 common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const IngestContext& ctx);
+
+// A WAL record of the given events, stamped with the request's context.
+schema::WalRecord MakeRecord(const IngestContext& ctx,
+                             std::variant<schema::TraceBatch, schema::MetricBatch> events);
 
 // True for application/json and application/*+json, with or without parameters.
 bool IsJsonContentType(std::string_view content_type);

@@ -1,5 +1,6 @@
 #include "ingest/json_fields.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <cmath>
@@ -92,6 +93,21 @@ std::optional<common::TimePoint> FieldReader::Time(std::string_view key) {
   }
   Fail(key, PathOf(key) + " must be an RFC 3339 timestamp with an offset");
   return std::nullopt;
+}
+
+common::Result<boost::json::value> ParseObjectBody(std::string_view body, size_t max_depth) {
+  boost::json::parse_options options;
+  options.max_depth = max_depth;
+  boost::system::error_code ec;
+  boost::json::value root = boost::json::parse(body, ec, {}, options);
+  if (ec) {
+    return common::Error{
+        common::ErrorCode::kMalformedJson, "request body is not valid JSON: " + ec.message(), {}};
+  }
+  if (!root.is_object()) {
+    return common::Error::InvalidField("", "request body must be a JSON object");
+  }
+  return root;
 }
 
 namespace {

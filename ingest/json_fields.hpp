@@ -17,6 +17,10 @@
 
 namespace xtrace::ingest {
 
+// Parses a request body that must be a JSON object: malformed JSON (or nesting deeper than
+// max_depth) → kMalformedJson; any other JSON value → kInvalidField.
+common::Result<boost::json::value> ParseObjectBody(std::string_view body, size_t max_depth);
+
 class FieldReader {
  public:
   FieldReader(const boost::json::object& object, std::string path)

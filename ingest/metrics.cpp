@@ -15,15 +15,10 @@ using common::ErrorCode;
 
 common::Result<schema::WalRecord> ParseMetricBatch(std::string_view body,
                                                    const IngestContext& ctx) {
-  boost::json::parse_options options;
-  options.max_depth = 16;
-  boost::system::error_code ec;
-  const boost::json::value root = boost::json::parse(body, ec, {}, options);
-  if (ec) {
-    return Error{ErrorCode::kMalformedJson, "request body is not valid JSON: " + ec.message(), {}};
-  }
-  if (!root.is_object()) return Error::InvalidField("", "request body must be a JSON object");
-  const auto* metrics = root.get_object().if_contains("metrics");
+  // Points are flat: nesting beyond a few levels is never a valid metrics body.
+  auto root = ParseObjectBody(body, 16);
+  if (!root) return root.error();
+  const auto* metrics = root->get_object().if_contains("metrics");
   if (metrics == nullptr || metrics->is_null()) {
     return Error::InvalidField("metrics", "missing required field metrics");
   }
@@ -71,12 +66,7 @@ common::Result<schema::WalRecord> ParseMetricBatch(std::string_view body,
     batch.points.push_back(std::move(point));
   }
 
-  schema::WalRecord record;
-  record.received_at = ctx.received_at;
-  record.project_id = ctx.project_id;
-  record.environment = ctx.environment;
-  record.events = std::move(batch);
-  return record;
+  return MakeRecord(ctx, std::move(batch));
 }
 
 }  // namespace xtrace::ingest

@@ -15,25 +15,8 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 tools/build.sh >/dev/null
 
-work=$(mktemp -d /tmp/xtrace-bench-XXXXXX)
-chmod 755 "$work"  # the PostgreSQL cluster inside runs as another user when we are root
-pg_dir=$work/pg
-cleanup() {
-  [[ -n "${server_pid:-}" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  tools/pg-local.sh stop "$pg_dir" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-db_url=$(tools/pg-local.sh start "$pg_dir" auto)
-export XTRACE_BENCH_TOKEN=bench-token
 port=18742
-
-status() {
-  curl -s -H "Authorization: Bearer $XTRACE_BENCH_TOKEN" "http://127.0.0.1:$port/api/internal/status"
-}
-json_field() {  # json_field KEY: the first numeric value of "KEY": in stdin
-  grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2
-}
+source tools/bench/lib.sh
 
 # run NAME SYNC SCRIPT PATH EVENTS_PER_REQUEST [DATABASE_URL]
 run() {

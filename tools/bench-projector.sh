@@ -13,26 +13,11 @@ cd "$(dirname "$0")/.."
 fill=${1:-10}
 tools/build.sh >/dev/null
 
-work=$(mktemp -d /tmp/xtrace-bench-XXXXXX)
-chmod 755 "$work"  # the PostgreSQL cluster inside runs as another user when we are root
-pg_dir=$work/pg
-cleanup() {
-  [[ -n "${server_pid:-}" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-  tools/pg-local.sh stop "$pg_dir" >/dev/null 2>&1 || true
-  [[ -n "${BENCH_PG_LOG:-}" ]] && cp "$pg_dir/server.log" /tmp/bench-pg.log && cp "$work/server.log" /tmp/bench-server.log
-  rm -rf "$work"
-}
-trap cleanup EXIT
-db_url=$(tools/pg-local.sh start "$pg_dir" auto | tail -n 1)
+port=18743
+source tools/bench/lib.sh
 if [[ -n "${BENCH_PG_LOG:-}" ]]; then
   psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
 fi
-export XTRACE_BENCH_TOKEN=bench-token
-port=18743
-status() {
-  curl -s -H "Authorization: Bearer $XTRACE_BENCH_TOKEN" "http://127.0.0.1:$port/api/internal/status"
-}
-json_field() { grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2; }
 start_server() {  # start_server DATABASE_URL
   DATABASE_URL=$1 API_BEARER_TOKEN=$XTRACE_BENCH_TOKEN BIND_ADDR=127.0.0.1:$port \
     XTRACE_WAL_DIR=$work/wal XTRACE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} build/bin/xtrace-server 2>>"$work/server.log" &

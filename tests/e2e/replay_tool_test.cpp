@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "support/command.hpp"
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
@@ -16,20 +17,10 @@ namespace {
 
 constexpr char kToken[] = "replay-token";
 
-struct Run {
-  int exit_code = -1;
-  std::string out;
-};
+using Run = testing::CommandResult;
 
 Run Replay(const std::string& args) {
-  const std::string command = std::string(XTRACE_REPLAY_BIN) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Run run;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) run.out += buf;
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return testing::RunCommand(std::string(XTRACE_REPLAY_BIN) + " " + args);
 }
 
 // The projections, without bookkeeping columns and serial ids, in a fixed order.
@@ -101,26 +92,26 @@ TEST(ReplayTool, RebuildYieldsTheDatabaseTheServerProjected) {
   ASSERT_NE(expected.find("\"n11\""), std::string::npos);
 
   auto run = Replay("--wal-dir " + wal_dir + " --database-url " + rebuilt.url() + " --rebuild");
-  ASSERT_EQ(run.exit_code, 0) << run.out;
-  EXPECT_NE(run.out.find("rebuilt from 13 records"), std::string::npos) << run.out;
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("rebuilt from 13 records"), std::string::npos) << run.output;
   EXPECT_EQ(Dump(rebuilt.url()), expected);
 
   // Replaying a middle range into the served database changes nothing.
   run = Replay("--wal-dir " + wal_dir + " --database-url " + served.url() +
                " --from-seq 3 --to-seq 7");
-  ASSERT_EQ(run.exit_code, 0) << run.out;
+  ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(Dump(served.url()), expected);
 
   run = Replay("--wal-dir " + wal_dir + " --dry-run");
-  EXPECT_EQ(run.exit_code, 0) << run.out;
-  EXPECT_NE(run.out.find("decoded 13 records (26 events)"), std::string::npos) << run.out;
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("decoded 13 records (26 events)"), std::string::npos) << run.output;
 }
 
 TEST(ReplayTool, ClearErrors) {
   testing::TempDir empty;
   auto run = Replay("--wal-dir /nonexistent --dry-run");
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.out.find("no WAL in /nonexistent"), std::string::npos) << run.out;
+  EXPECT_NE(run.output.find("no WAL in /nonexistent"), std::string::npos) << run.output;
   EXPECT_NE(Replay("--dry-run").exit_code, 0) << "--wal-dir is required";
   EXPECT_EQ(Replay("--help").exit_code, 0);
 }

@@ -8,26 +8,17 @@
 #include <sstream>
 
 #include "schema/codec.hpp"
+#include "support/command.hpp"
 #include "support/server_process.hpp"
 #include "wal/log.hpp"
 
 namespace xtrace {
 namespace {
 
-struct Run {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
+using Run = testing::CommandResult;
 
 Run Tool(const std::string& args) {
-  const std::string command = std::string(XTRACE_WAL_BIN) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Run run;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) run.out += buf;
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return testing::RunCommand(std::string(XTRACE_WAL_BIN) + " " + args);
 }
 
 void Append(wal::Log& log, std::string bytes) {
@@ -61,13 +52,13 @@ TEST(WalTool, StatDumpAndVerifyAWalInUse) {
 
   // The log stays open, as under a running server.
   auto stat = Tool("stat --wal-dir " + dir.path());
-  EXPECT_EQ(stat.exit_code, 0) << stat.out;
-  EXPECT_NE(stat.out.find("last sequence:   3"), std::string::npos) << stat.out;
-  EXPECT_NE(stat.out.find(log->id().ToString()), std::string::npos) << stat.out;
+  EXPECT_EQ(stat.exit_code, 0) << stat.output;
+  EXPECT_NE(stat.output.find("last sequence:   3"), std::string::npos) << stat.output;
+  EXPECT_NE(stat.output.find(log->id().ToString()), std::string::npos) << stat.output;
 
   auto dump = Tool("dump --from 2 --to 3 --wal-dir " + dir.path());
-  ASSERT_EQ(dump.exit_code, 0) << dump.out;
-  std::istringstream lines(dump.out);
+  ASSERT_EQ(dump.exit_code, 0) << dump.output;
+  std::istringstream lines(dump.output);
   std::string line;
   std::vector<boost::json::value> records;
   while (std::getline(lines, line)) records.push_back(boost::json::parse(line));
@@ -78,23 +69,23 @@ TEST(WalTool, StatDumpAndVerifyAWalInUse) {
   EXPECT_EQ(records[1].at("receivedAt"), "2026-01-01T00:00:00Z");
 
   auto verify = Tool("verify --wal-dir " + dir.path());
-  EXPECT_EQ(verify.exit_code, 0) << verify.out;
-  EXPECT_NE(verify.out.find("verified 3 records"), std::string::npos) << verify.out;
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("verified 3 records"), std::string::npos) << verify.output;
 
   Append(*log, std::string(24, '\x05'));  // not a Cap'n Proto message
   verify = Tool("verify --wal-dir " + dir.path());
-  EXPECT_EQ(verify.exit_code, 1) << verify.out;
-  EXPECT_NE(verify.out.find("record 4 does not decode"), std::string::npos) << verify.out;
+  EXPECT_EQ(verify.exit_code, 1) << verify.output;
+  EXPECT_NE(verify.output.find("record 4 does not decode"), std::string::npos) << verify.output;
 }
 
 TEST(WalTool, ClearErrorsForMissingWalAndBadUsage) {
   auto missing = Tool("stat --wal-dir /nonexistent/wal");
   EXPECT_EQ(missing.exit_code, 2);
-  EXPECT_NE(missing.out.find("no WAL in /nonexistent/wal"), std::string::npos) << missing.out;
+  EXPECT_NE(missing.output.find("no WAL in /nonexistent/wal"), std::string::npos) << missing.output;
   EXPECT_NE(Tool("").exit_code, 0);
   auto help = Tool("--help");
   EXPECT_EQ(help.exit_code, 0);
-  EXPECT_NE(help.out.find("verify"), std::string::npos);
+  EXPECT_NE(help.output.find("verify"), std::string::npos);
 }
 
 }  // namespace

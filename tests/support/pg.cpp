@@ -1,5 +1,7 @@
 #include "support/pg.hpp"
 
+#include "support/command.hpp"
+
 #include <gtest/gtest.h>
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
@@ -26,14 +28,10 @@ std::string ClusterUrl(const std::string& database) {
 namespace {
 
 std::string RunScript(const std::string& args) {
-  const std::string command =
-      std::string(XTRACE_SOURCE_DIR) + "/tools/pg-local.sh " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("cannot run " + command);
-  std::string out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  if (pclose(pipe) != 0) throw std::runtime_error(command + " failed: " + out);
+  const auto run = RunCommand(std::string(XTRACE_SOURCE_DIR) + "/tools/pg-local.sh " + args);
+  if (run.exit_code != 0)
+    throw std::runtime_error("pg-local.sh " + args + " failed: " + run.output);
+  std::string out = run.output;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }

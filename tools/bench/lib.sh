@@ -1,0 +1,22 @@
+# Shared setup of the benchmark scripts (sourced, not run): a scratch directory with a private
+# PostgreSQL, removed on exit together with the server the script started.
+work=$(mktemp -d /tmp/xtrace-bench-XXXXXX)
+chmod 755 "$work"  # the PostgreSQL cluster inside runs as another user when we are root
+pg_dir=$work/pg
+cleanup() {
+  [[ -n "${server_pid:-}" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  tools/pg-local.sh stop "$pg_dir" >/dev/null 2>&1 || true
+  [[ -n "${BENCH_PG_LOG:-}" ]] && cp "$pg_dir/server.log" /tmp/bench-pg.log &&
+    cp "$work/server.log" /tmp/bench-server.log
+  rm -rf "$work"
+}
+trap cleanup EXIT
+db_url=$(tools/pg-local.sh start "$pg_dir" auto | tail -n 1)
+export XTRACE_BENCH_TOKEN=bench-token
+
+status() {
+  curl -s -H "Authorization: Bearer $XTRACE_BENCH_TOKEN" "http://127.0.0.1:$port/api/internal/status"
+}
+json_field() {  # json_field KEY: the first numeric value of "KEY": in stdin
+  grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2
+}
