@@ -57,7 +57,7 @@ Param Bool(const std::optional<bool>& b) {
 // a no-op.
 constexpr char kInsertMetrics[] = R"sql(
 WITH input AS (
-  -- Of points repeated within one record, the first one wins, as across records.
+  -- Of points repeated within the input (a chunk's records, in order), the first one wins.
   SELECT DISTINCT ON (name, labels, ts) name, labels, ts, value
   FROM unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::float8[])
        WITH ORDINALITY AS u(name, labels, ts, value, n)
@@ -115,21 +115,30 @@ std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& l
   return boost::json::serialize(o);
 }
 
-void FoldMetrics(pqxx::work& txn, const schema::WalRecord& rec, const schema::MetricBatch& m) {
+// The metric points of a chunk, per (project, environment), in record order: one statement
+// each, whose first-occurrence rule then also decides between records of the chunk.
+struct MetricColumns {
   std::vector<std::string> names, labels, times, values;
-  names.reserve(m.points.size());
-  labels.reserve(m.points.size());
-  times.reserve(m.points.size());
-  values.reserve(m.points.size());
+};
+
+void AddMetrics(std::map<std::pair<std::string, std::string>, MetricColumns>& by_scope,
+                const schema::WalRecord& rec, const schema::MetricBatch& m) {
+  MetricColumns& c = by_scope[{Text(rec.project_id), Text(rec.environment)}];
   for (const auto& p : m.points) {
-    names.push_back(SanitizeText(p.name));
-    labels.push_back(SanitizeJson(LabelsJson(p.labels)));
-    times.push_back(common::FormatRfc3339(p.timestamp));
-    values.push_back(*Num(std::optional<double>(p.value)));
+    c.names.push_back(SanitizeText(p.name));
+    c.labels.push_back(SanitizeJson(LabelsJson(p.labels)));
+    c.times.push_back(common::FormatRfc3339(p.timestamp));
+    c.values.push_back(*Num(std::optional<double>(p.value)));
   }
-  txn.exec_prepared("xtrace_insert_metrics", Text(rec.project_id), Text(rec.environment),
-                    common::PgTextArrayLiteral(names), common::PgTextArrayLiteral(labels),
-                    common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values));
+}
+
+void FoldMetrics(pqxx::work& txn,
+                 const std::map<std::pair<std::string, std::string>, MetricColumns>& by_scope) {
+  for (const auto& [scope, c] : by_scope) {
+    txn.exec_prepared("xtrace_insert_metrics", scope.first, scope.second,
+                      common::PgTextArrayLiteral(c.names), common::PgTextArrayLiteral(c.labels),
+                      common::PgTextArrayLiteral(c.times), common::PgTextArrayLiteral(c.values));
+  }
 }
 
 // ---- traces and observations: set-based, in waves -------------------------------------------
@@ -550,6 +559,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
   // observation naming an unknown trace decides its placeholder, and a real trace later in the
   // chunk replaces the placeholder exactly as it would have one from an earlier transaction.
   Columns placeholders{4};
+  std::map<std::pair<std::string, std::string>, MetricColumns> metric_scopes;
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
     const size_t k = occurrences[key]++;
@@ -575,11 +585,10 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                        placeholders, *record, o, wal, position, touched);
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
-      // Metric points are first-write-wins and keyed, so one statement per record keeps the
-      // record order that decides which write is first.
-      if (!metrics->points.empty()) FoldMetrics(txn, *record, *metrics);
+      AddMetrics(metric_scopes, *record, *metrics);
     }
   }
+  FoldMetrics(txn, metric_scopes);
   Exec(txn, "xtrace_insert_placeholders", placeholders);
   for (const auto& w : waves) ApplyWave(txn, w);
 

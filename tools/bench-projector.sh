@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Projector catch-up benchmark: fill a WAL with a backlog while PostgreSQL is out of reach, then
-# start the server against a fresh database and time how long the projector takes to drain it.
+# Projector catch-up benchmark: fill a WAL with a backlog while PostgreSQL is out of reach, start
+# the server against a fresh database, and time how long the projector takes to drain it; then,
+# in the same run, time a raw COPY of the resulting rows into the same tables for comparison.
 #
-#   tools/bench-projector.sh [FILL_SECONDS]   (default 10)
+#   tools/bench-projector.sh [BATCH_SECONDS] [METRICS_SECONDS]   (defaults 10 and 0)
 #
-# The backlog is written with wrk and tools/bench/batch.lua (1 trace + 4 observations per
-# record). Prints records, events, drain time, and records/s and events/s.
+# The backlog is written with wrk: tools/bench/batch.lua (1 trace + 4 observations per record)
+# for BATCH_SECONDS, then tools/bench/metrics.lua (100 points per record) for METRICS_SECONDS.
 # BENCH_PG_LOG=1 logs every PostgreSQL statement with its duration (copied to /tmp/bench-pg.log)
 # and BENCH_LOG_LEVEL=debug the projector's per-chunk timings (/tmp/bench-server.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fill=${1:-10}
+batch_seconds=${1:-10}
+metrics_seconds=${2:-0}
 tools/build.sh >/dev/null
 
 port=18743
@@ -20,13 +22,19 @@ if [[ -n "${BENCH_PG_LOG:-}" ]]; then
 fi
 start_server() {  # start_server DATABASE_URL
   DATABASE_URL=$1 API_BEARER_TOKEN=$XTRACE_BENCH_TOKEN BIND_ADDR=127.0.0.1:$port \
-    XTRACE_WAL_DIR=$work/wal XTRACE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} build/bin/xtrace-server 2>>"$work/server.log" &
+    XTRACE_WAL_DIR=$work/wal XTRACE_WAL_MAX_BYTES=$((64 << 30)) \
+    XTRACE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} build/bin/xtrace-server 2>>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
 }
+count() { psql "$db_url" -tAc "SELECT count(*) FROM $1"; }
 
 start_server "postgresql://postgres@127.0.0.1:1/none"
-wrk -t2 -c64 -d"${fill}s" -s tools/bench/batch.lua "http://127.0.0.1:$port/v1/l/batch" >/dev/null
+wrk -t2 -c64 -d"${batch_seconds}s" -s tools/bench/batch.lua "http://127.0.0.1:$port/v1/l/batch" >/dev/null
+if ((metrics_seconds > 0)); then
+  wrk -t2 -c64 -d"${metrics_seconds}s" -s tools/bench/metrics.lua \
+    "http://127.0.0.1:$port/v1/metrics/batch" >/dev/null
+fi
 records=$(status | json_field lastSequence)
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
@@ -38,8 +46,27 @@ while :; do
   [[ "${lag:-1}" == 0 && "${projected:-0}" -ge "$records" ]] && break
   sleep 0.2
 done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-echo "| records | events | drain seconds | records/s | events/s |"
-echo "|---|---|---|---|---|"
-printf '| %d | %d | %.1f | %.0f | %.0f |\n' "$records" "$((records * 5))" "$elapsed" \
-  "$(echo "$records / $elapsed" | bc -l)" "$(echo "$records * 5 / $elapsed" | bc -l)"
+drain=$(echo "$(date +%s.%N) - $start" | bc)
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+
+traces=$(count traces); observations=$(count observations); points=$(count metric_points)
+rows=$((traces + observations + points))
+
+# The same rows, exported and loaded again with plain COPY into the same (emptied) tables.
+obs_columns=$(psql "$db_url" -tAc "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position)
+  FROM information_schema.columns WHERE table_name = 'observations' AND is_generated = 'NEVER'")
+psql "$db_url" -q -c "\\copy traces TO '$work/traces.copy'" \
+  -c "\\copy (SELECT $obs_columns FROM observations) TO '$work/observations.copy'" \
+  -c "\\copy metric_points TO '$work/points.copy'"
+psql "$db_url" -qc "TRUNCATE traces, observations, metric_points"
+copy_start=$(date +%s.%N)
+psql "$db_url" -q -c "\\copy traces FROM '$work/traces.copy'" \
+  -c "\\copy observations ($obs_columns) FROM '$work/observations.copy'" \
+  -c "\\copy metric_points FROM '$work/points.copy'"
+copy=$(echo "$(date +%s.%N) - $copy_start" | bc)
+
+echo "| WAL records | traces | observations | metric points | projector drain s | projector rows/s | raw COPY s | raw COPY rows/s | projector / COPY |"
+echo "|---|---|---|---|---|---|---|---|---|"
+printf '| %d | %d | %d | %d | %.1f | %.0f | %.1f | %.0f | %.2f |\n' "$records" "$traces" "$observations" \
+  "$points" "$drain" "$(echo "$rows / $drain" | bc -l)" "$copy" "$(echo "$rows / $copy" | bc -l)" \
+  "$(echo "$copy / $drain" | bc -l)"
