@@ -9,9 +9,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/pg_text.hpp"
+#include "common/sketch.hpp"
 #include "common/time.hpp"
 #include "projector/sanitize.hpp"
 
@@ -78,27 +80,25 @@ inserted AS (
   SELECT $1, series.id, input.ts, input.value
   FROM input JOIN series ON series.name = input.name AND series.labels = input.labels
   ON CONFLICT (project_id, series_id, ts) DO NOTHING
-  RETURNING series_id, ts, value),
+  RETURNING series_id, ts, value)
 -- Only the points this statement inserted reach the rollups: a resend never counts twice.
-keyed AS (
-  SELECT p.series_id, st.step,
-         to_timestamp(floor(extract(epoch FROM p.ts) / st.step)::float8 * st.step) AS bucket,
-         p.ts, p.value, xtrace_sketch_key(p.value) AS key
-  FROM inserted p CROSS JOIN (VALUES (60), (300), (3600), (86400)) AS st(step)),
-sketches AS (
-  SELECT series_id, step, bucket, jsonb_object_agg(key, n) AS sketch
-  FROM (SELECT series_id, step, bucket, key, count(*) AS n FROM keyed
-        GROUP BY series_id, step, bucket, key) AS per_key
-  GROUP BY series_id, step, bucket),
-agg AS (
-  SELECT series_id, step, bucket, count(*) AS n, sum(value) AS total, min(value) AS lo,
-         max(value) AS hi, (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts
-  FROM keyed GROUP BY series_id, step, bucket)
+SELECT series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8, value FROM inserted
+)sql";
+
+std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& labels) {
+  boost::json::object o;
+  for (const auto& [k, v] : labels) o[k] = v;
+  return boost::json::serialize(o);
+}
+
+// Step rollups of newly inserted points, aggregated here and merged into metric_rollups with
+// one statement; an existing bucket adds counts and merges sketches.
+constexpr char kUpsertRollups[] = R"sql(
 INSERT INTO metric_rollups AS r (project_id, series_id, step, bucket, count, sum, min, max, last,
                                  last_ts, sketch)
-SELECT $1, agg.series_id, agg.step, agg.bucket, agg.n, agg.total, agg.lo, agg.hi, agg.last,
-       agg.last_ts, sketches.sketch
-FROM agg JOIN sketches USING (series_id, step, bucket)
+SELECT $1, u.* FROM unnest($2::int8[], $3::int4[], $4::timestamptz[], $5::int8[], $6::float8[],
+                           $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[],
+                           $11::jsonb[]) AS u
 ON CONFLICT (project_id, series_id, step, bucket) DO UPDATE SET
   count   = r.count + EXCLUDED.count,
   sum     = r.sum + EXCLUDED.sum,
@@ -109,11 +109,12 @@ ON CONFLICT (project_id, series_id, step, bucket) DO UPDATE SET
   sketch  = xtrace_sketch_merge(r.sketch, EXCLUDED.sketch)
 )sql";
 
-std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& labels) {
-  boost::json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
-  return boost::json::serialize(o);
-}
+struct RollupCell {
+  int64_t count = 0;
+  double sum = 0, min = 0, max = 0, last = 0;
+  int64_t last_us = INT64_MIN;
+  std::map<std::string, int64_t> sketch;
+};
 
 // The metric points of a chunk, per (project, environment), in record order: one statement
 // each, whose first-occurrence rule then also decides between records of the chunk.
@@ -134,10 +135,61 @@ void AddMetrics(std::map<std::pair<std::string, std::string>, MetricColumns>& by
 
 void FoldMetrics(pqxx::work& txn,
                  const std::map<std::pair<std::string, std::string>, MetricColumns>& by_scope) {
+  static constexpr int64_t kSteps[] = {60, 300, 3600, 86400};
   for (const auto& [scope, c] : by_scope) {
-    txn.exec_prepared("xtrace_insert_metrics", scope.first, scope.second,
-                      common::PgTextArrayLiteral(c.names), common::PgTextArrayLiteral(c.labels),
-                      common::PgTextArrayLiteral(c.times), common::PgTextArrayLiteral(c.values));
+    const auto inserted = txn.exec_prepared(
+        "xtrace_insert_metrics", scope.first, scope.second, common::PgTextArrayLiteral(c.names),
+        common::PgTextArrayLiteral(c.labels), common::PgTextArrayLiteral(c.times),
+        common::PgTextArrayLiteral(c.values));
+    // (series, step, bucket start in µs) -> aggregate of the points just inserted.
+    std::map<std::tuple<int64_t, int64_t, int64_t>, RollupCell> cells;
+    for (const auto& row : inserted) {
+      const auto series = row[0].as<int64_t>();
+      const auto ts_us = row[1].as<int64_t>();
+      const auto value = row[2].as<double>();
+      const std::string key = common::Sketch::KeyOf(value);
+      for (const int64_t step : kSteps) {
+        const int64_t step_us = step * 1000000;
+        const int64_t bucket =
+            (ts_us >= 0 ? ts_us / step_us : (ts_us - step_us + 1) / step_us) * step_us;
+        RollupCell& cell = cells[{series, step, bucket}];
+        cell.min = cell.count == 0 ? value : std::min(cell.min, value);
+        cell.max = cell.count == 0 ? value : std::max(cell.max, value);
+        ++cell.count;
+        cell.sum += value;
+        if (ts_us > cell.last_us) {
+          cell.last_us = ts_us;
+          cell.last = value;
+        }
+        ++cell.sketch[key];
+      }
+    }
+    if (cells.empty()) continue;
+    std::vector<std::string> series_ids, steps, buckets, counts, sums, mins, maxs, lasts, last_ts,
+        sketches;
+    const auto time_of = [](int64_t us) {
+      return common::FormatRfc3339(common::TimePoint(common::Micros(us)));
+    };
+    for (const auto& [k, cell] : cells) {
+      series_ids.push_back(std::to_string(std::get<0>(k)));
+      steps.push_back(std::to_string(std::get<1>(k)));
+      buckets.push_back(time_of(std::get<2>(k)));
+      counts.push_back(std::to_string(cell.count));
+      sums.push_back(*Num(std::optional<double>(cell.sum)));
+      mins.push_back(*Num(std::optional<double>(cell.min)));
+      maxs.push_back(*Num(std::optional<double>(cell.max)));
+      lasts.push_back(*Num(std::optional<double>(cell.last)));
+      last_ts.push_back(time_of(cell.last_us));
+      boost::json::object sketch;
+      for (const auto& [key, n] : cell.sketch) sketch[key] = n;
+      sketches.push_back(boost::json::serialize(sketch));
+    }
+    txn.exec_prepared("xtrace_upsert_rollups", scope.first, common::PgTextArrayLiteral(series_ids),
+                      common::PgTextArrayLiteral(steps), common::PgTextArrayLiteral(buckets),
+                      common::PgTextArrayLiteral(counts), common::PgTextArrayLiteral(sums),
+                      common::PgTextArrayLiteral(mins), common::PgTextArrayLiteral(maxs),
+                      common::PgTextArrayLiteral(lasts), common::PgTextArrayLiteral(last_ts),
+                      common::PgTextArrayLiteral(sketches));
   }
 }
 
@@ -536,6 +588,7 @@ void PrepareFoldStatements(pqxx::connection& conn) {
                "ON o.project_id = k.project_id AND o.id = k.id");
   conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
   conn.prepare("xtrace_insert_metrics", kInsertMetrics);
+  conn.prepare("xtrace_upsert_rollups", kUpsertRollups);
   // One statement per entity kind and wave: the input arrays are sent and parsed once. The
   // UPDATE runs on the statement's snapshot, so it sees only rows that existed before it; the
   // rows the INSERT adds are already as the record makes them.

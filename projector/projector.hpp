@@ -22,10 +22,13 @@ namespace xtrace::projector {
 
 struct Options {
   std::string database_url;
-  // Records folded per transaction at most.
-  size_t chunk_records = 512;
-  // Bytes of WAL records read per transaction at most (bounds projector memory).
-  size_t chunk_bytes = 8u << 20;
+  // Records folded per transaction at most. A chunk is whatever the log holds beyond the cursor up
+  // to these limits, so its size adapts to the backlog: live traffic gives small, prompt chunks;
+  // a backlog gives large ones, which amortize the per-statement and rollup-merge costs.
+  size_t chunk_records = 4096;
+  // Bytes of WAL records read per transaction at most: bounds projector memory whatever the
+  // backlog (the decoded records and statement arguments are a small multiple of this).
+  size_t chunk_bytes = 32u << 20;
   // Retry delay after a failure doubles from min_backoff up to max_backoff.
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};

@@ -7,8 +7,8 @@
 
 #include "common/json.hpp"
 #include "common/pg_text.hpp"
+#include "common/sketch.hpp"
 #include "query/params.hpp"
-#include "query/sketch.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -50,7 +50,7 @@ struct Cell {
   uint64_t count = 0;
   double sum = 0, min = 0, max = 0, last = 0;
   int64_t last_us = INT64_MIN;
-  Sketch sketch;
+  common::Sketch sketch;
 };
 
 }  // namespace

@@ -100,10 +100,12 @@ TEST(QueryParams, ReadsOnlyTheGivenView) {
 #include <algorithm>
 #include <random>
 
-#include "query/sketch.hpp"
+#include "common/sketch.hpp"
 
 namespace xtrace::query {
 namespace {
+
+using common::Sketch;
 
 // The sketch's documented accuracy, measured: p50/p90/p99 within 1% of the exact value of the
 // same rank, on skewed, wide-range and signed data.

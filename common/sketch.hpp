@@ -1,13 +1,14 @@
 #pragma once
-// Reader side of the quantile sketch kept in metric_rollups.sketch (layout and accuracy in
-// schema/migrations/0006_metric_rollups.sql): logarithmic buckets with relative accuracy 1%.
+// The quantile sketch kept in metric_rollups.sketch (layout and accuracy in
+// schema/migrations/0006_metric_rollups.sql): logarithmic buckets with relative accuracy 1%. The
+// projector builds sketches with KeyOf; the query service merges them and reads quantiles.
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
 
-namespace xtrace::query {
+namespace xtrace::common {
 
 class Sketch {
  public:
@@ -31,4 +32,4 @@ class Sketch {
   uint64_t count_ = 0;
 };
 
-}  // namespace xtrace::query
+}  // namespace xtrace::common

@@ -1,4 +1,4 @@
-#include "query/sketch.hpp"
+#include "common/sketch.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cmath>
 
-namespace xtrace::query {
+namespace xtrace::common {
 namespace {
 
 // The value a key stands for: 2γ^i/(γ+1) lies within 1% of every value with key i.
@@ -58,4 +58,4 @@ double Sketch::Quantile(double q) const {
   return buckets_.rbegin()->first;
 }
 
-}  // namespace xtrace::query
+}  // namespace xtrace::common
