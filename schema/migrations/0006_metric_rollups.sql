@@ -7,9 +7,10 @@
 -- 2γ^i/(γ+1), the estimate a reader returns, so a quantile read from the sketch is within 1% of
 -- the exact one. Two sketches merge by adding counts per key.
 --
--- Rollups are updated in the same statement that inserts points, from the points actually
+-- Rollups are updated in the transaction that inserts points, from the points actually
 -- inserted (ON CONFLICT DO NOTHING … RETURNING): a resent or replayed point is never counted
--- twice.
+-- twice. (The projector computes the keys itself, with common/sketch.hpp; xtrace_sketch_key is the
+-- same rule in SQL, kept for ad-hoc queries.)
 
 CREATE FUNCTION xtrace_sketch_key(v DOUBLE PRECISION) RETURNS TEXT
 LANGUAGE sql IMMUTABLE AS $$
