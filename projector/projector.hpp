@@ -27,8 +27,9 @@ struct Options {
   // a backlog gives large ones, which amortize the per-statement and rollup-merge costs.
   size_t chunk_records = 4096;
   // Bytes of WAL records read per transaction at most: bounds projector memory whatever the
-  // backlog (the decoded records and statement arguments are a small multiple of this).
-  size_t chunk_bytes = 32u << 20;
+  // backlog (decoded records and statement arguments take several times this, so 8 MiB keeps
+  // the server near 200 MB under load; 16 MiB drains a backlog about 1.8x faster for ~280 MB).
+  size_t chunk_bytes = 8u << 20;
   // Retry delay after a failure doubles from min_backoff up to max_backoff.
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};

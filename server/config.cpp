@@ -215,6 +215,11 @@ common::Result<Config> LoadConfig(const GetEnv& getenv) {
   if (!inflight) return inflight.error();
   c.max_inflight_bytes = *inflight;
 
+  auto chunk = PositiveInteger<uint64_t>(getenv, "XTRACE_PROJECTOR_CHUNK_BYTES",
+                                         c.projector_chunk_bytes, uint64_t{1} << 30);
+  if (!chunk) return chunk.error();
+  c.projector_chunk_bytes = *chunk;
+
   if (auto level = NonEmpty(getenv, "XTRACE_LOG_LEVEL")) {
     static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
                                                    "error", "critical", "off"};
@@ -238,14 +243,14 @@ std::string DescribeConfig(const Config& c) {
       "secret_key={} rate_limit={}qps/burst {} max_body={}B compat_unauthenticated={} "
       "wal_dir={} http_threads={} query_threads={} read_timeout={}ms query_timeout={}ms "
       "shutdown_grace={}ms log_level={} wal_max_bytes={} wal_min_free_bytes={} wal_retention={}s "
-      "wal_sync={} max_inflight_bytes={}",
+      "wal_sync={} max_inflight_bytes={} projector_chunk_bytes={}",
       c.bind_host, c.bind_port, db, c.default_project_id, c.bearer_token.size(),
       c.public_key ? *c.public_key : "(unset)", Mask(c.secret_key), c.rate_limit_qps,
       c.rate_limit_burst, c.max_request_body_bytes, c.allow_unauthenticated_compat, c.wal_dir,
       c.http_threads, c.query_threads, c.read_timeout.count(), c.statement_timeout.count(),
       c.shutdown_grace.count(), c.log_level, c.wal_max_bytes, c.wal_min_free_bytes,
       c.wal_retention.count(), c.wal_sync ? "on" : "OFF (unsafe: benchmarks only)",
-      c.max_inflight_bytes);
+      c.max_inflight_bytes, c.projector_chunk_bytes);
 }
 
 }  // namespace xtrace::server

@@ -28,15 +28,16 @@ struct Config {
   std::string wal_dir = "./data/wal";           // XTRACE_WAL_DIR
   unsigned http_threads = 2;   // XTRACE_HTTP_THREADS (default: hardware threads, at least 2)
   unsigned query_threads = 4;  // XTRACE_QUERY_THREADS (also the pool size)
-  std::chrono::milliseconds read_timeout{30000};      // XTRACE_HTTP_READ_TIMEOUT_MS
-  std::chrono::milliseconds statement_timeout{5000};  // XTRACE_QUERY_TIMEOUT_MS
-  std::chrono::milliseconds shutdown_grace{10000};    // XTRACE_SHUTDOWN_GRACE_MS
-  std::string log_level = "info";                     // XTRACE_LOG_LEVEL
-  uint64_t wal_max_bytes = uint64_t{4} << 30;         // XTRACE_WAL_MAX_BYTES
-  uint64_t wal_min_free_bytes = uint64_t{256} << 20;  // XTRACE_WAL_MIN_FREE_BYTES
-  std::chrono::seconds wal_retention{24 * 3600};      // XTRACE_WAL_RETENTION
-  bool wal_sync = true;                               // XTRACE_WAL_SYNC (off: benchmarks only)
-  uint64_t max_inflight_bytes = uint64_t{256} << 20;  // XTRACE_MAX_INFLIGHT_BYTES
+  std::chrono::milliseconds read_timeout{30000};       // XTRACE_HTTP_READ_TIMEOUT_MS
+  std::chrono::milliseconds statement_timeout{5000};   // XTRACE_QUERY_TIMEOUT_MS
+  std::chrono::milliseconds shutdown_grace{10000};     // XTRACE_SHUTDOWN_GRACE_MS
+  std::string log_level = "info";                      // XTRACE_LOG_LEVEL
+  uint64_t wal_max_bytes = uint64_t{4} << 30;          // XTRACE_WAL_MAX_BYTES
+  uint64_t wal_min_free_bytes = uint64_t{256} << 20;   // XTRACE_WAL_MIN_FREE_BYTES
+  std::chrono::seconds wal_retention{24 * 3600};       // XTRACE_WAL_RETENTION
+  bool wal_sync = true;                                // XTRACE_WAL_SYNC (off: benchmarks only)
+  uint64_t max_inflight_bytes = uint64_t{256} << 20;   // XTRACE_MAX_INFLIGHT_BYTES
+  uint64_t projector_chunk_bytes = uint64_t{8} << 20;  // XTRACE_PROJECTOR_CHUNK_BYTES
 };
 
 using GetEnv = std::function<std::optional<std::string>(std::string_view)>;

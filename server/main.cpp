@@ -94,6 +94,7 @@ int Run(const server::Config& config) {
 
   projector::Options projector_options;
   projector_options.database_url = config.database_url;
+  projector_options.chunk_bytes = config.projector_chunk_bytes;
   projector::Projector projector(**log, projector_options);
   projector.Start();
 

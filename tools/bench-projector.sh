@@ -23,6 +23,7 @@ fi
 start_server() {  # start_server DATABASE_URL
   DATABASE_URL=$1 API_BEARER_TOKEN=$XTRACE_BENCH_TOKEN BIND_ADDR=127.0.0.1:$port \
     XTRACE_WAL_DIR=$work/wal XTRACE_WAL_MAX_BYTES=$((64 << 30)) \
+    XTRACE_PROJECTOR_CHUNK_BYTES=${BENCH_CHUNK_BYTES:-8388608} \
     XTRACE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} build/bin/xtrace-server 2>>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done

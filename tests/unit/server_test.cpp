@@ -51,7 +51,8 @@ TEST(Config, ReadsEveryVariable) {
               {"XTRACE_WAL_MIN_FREE_BYTES", "0"},
               {"XTRACE_WAL_RETENTION", "90m"},
               {"XTRACE_WAL_SYNC", "off"},
-              {"XTRACE_MAX_INFLIGHT_BYTES", "4096"}});
+              {"XTRACE_MAX_INFLIGHT_BYTES", "4096"},
+              {"XTRACE_PROJECTOR_CHUNK_BYTES", "1048576"}});
   auto c = LoadConfig(EnvOf(env));
   ASSERT_TRUE(c.has_value()) << c.error().message;
   EXPECT_EQ(c->bind_host, "127.0.0.1");
@@ -70,6 +71,7 @@ TEST(Config, ReadsEveryVariable) {
   EXPECT_EQ(c->wal_retention, std::chrono::minutes(90));
   EXPECT_FALSE(c->wal_sync);
   EXPECT_EQ(c->max_inflight_bytes, 4096u);
+  EXPECT_EQ(c->projector_chunk_bytes, 1048576u);
 
   env["XTRACE_PUBLIC_KEY"] = "xpk";  // XTRACE_ wins over LANGFUSE_
   env["XTRACE_SECRET_KEY"] = "xsk";
@@ -102,6 +104,7 @@ TEST(Config, BadValuesNameTheVariable) {
       {"XTRACE_WAL_RETENTION", "1w"},
       {"XTRACE_WAL_SYNC", "sometimes"},
       {"XTRACE_MAX_INFLIGHT_BYTES", "-5"},
+      {"XTRACE_PROJECTOR_CHUNK_BYTES", "0"},
   };
   for (const auto& [var, value] : cases) {
     auto env = Required();
