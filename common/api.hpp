@@ -11,7 +11,7 @@
 namespace xtrace::common {
 
 struct ApiRequest {
-  std::string_view path;   // decoded path, no query string
+  std::string_view path;   // path as sent (not percent-decoded), no query string
   std::string_view query;  // raw query string after '?', not decoded
   std::string_view content_type;
   std::string_view body;

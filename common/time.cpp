@@ -116,6 +116,12 @@ std::string FormatRfc3339(TimePoint t) {
   return out;
 }
 
+std::string FormatRfc3339Offset(TimePoint t) {
+  std::string s = FormatRfc3339(t);
+  s.pop_back();  // the 'Z'
+  return s + "+00:00";
+}
+
 TimePoint Now() {
   return std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
 }

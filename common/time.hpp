@@ -22,6 +22,10 @@ std::optional<TimePoint> ParseRfc3339(std::string_view text);
 // `2026-01-01T00:00:00Z`, `…00.420Z`, `…00.123456Z`: 0, 3 or 6 fractional digits, as needed.
 std::string FormatRfc3339(TimePoint t);
 
+// The same instant with a `+00:00` offset instead of `Z`, as the reference renders metric,
+// project and rate-limit timestamps.
+std::string FormatRfc3339Offset(TimePoint t);
+
 TimePoint Now();
 
 }  // namespace xtrace::common

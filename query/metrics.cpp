@@ -24,13 +24,6 @@ using common::Error;
 
 namespace {
 
-// RFC 3339 with +00:00, as the reference renders metric timestamps.
-std::string OffsetTime(common::TimePoint t) {
-  std::string s = common::FormatRfc3339(t);
-  s.back() = '+';
-  return s + "00:00";
-}
-
 std::string Trimmed(std::string s) {
   const auto b = s.find_first_not_of(" \t");
   const auto e = s.find_last_not_of(" \t");
@@ -220,13 +213,14 @@ LIMIT $7)sql",
         case Aggregate::kP99: value = cell.sketch.Quantile(0.99); break;
       }
       values.emplace_back(json::object{
-          {"timestamp", OffsetTime(common::TimePoint(common::Micros(bucket)))}, {"value", value}});
+          {"timestamp", common::FormatRfc3339Offset(common::TimePoint(common::Micros(bucket)))},
+          {"value", value}});
     }
     data.emplace_back(json::object{{"labels", group.first}, {"values", std::move(values)}});
   }
   json::object meta;
   if (latest_us != INT64_MIN) {
-    meta["latest_ts"] = OffsetTime(common::TimePoint(common::Micros(latest_us)));
+    meta["latest_ts"] = common::FormatRfc3339Offset(common::TimePoint(common::Micros(latest_us)));
   }
   meta["series_count"] = data.size();
   meta["truncated"] = truncated;
@@ -366,7 +360,7 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
 
 common::ApiResponse ProjectsResponse(const std::string& project_id, common::TimePoint now) {
   // The reference renders these timestamps with a +00:00 offset rather than Z.
-  const std::string stamp = OffsetTime(now);
+  const std::string stamp = common::FormatRfc3339Offset(now);
   json::object project{{"id", project_id},
                        {"name", project_id},
                        {"createdAt", stamp},

@@ -50,9 +50,7 @@ common::ApiResponse ErrorResponse(const common::Error& error) {
 }
 
 common::ApiResponse RateLimitedResponse(uint32_t retry_after_seconds, common::TimePoint reset_at) {
-  std::string reset = common::FormatRfc3339(reset_at);
-  reset.back() = '+';  // the reference renders this timestamp with +00:00
-  reset += "00:00";
+  const std::string reset = common::FormatRfc3339Offset(reset_at);
   boost::json::object body{
       {"code", "TOO_MANY_REQUESTS"},
       {"data", nullptr},

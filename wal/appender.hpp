@@ -10,8 +10,9 @@
 
 namespace xtrace::wal {
 
-// Called exactly once, on a committer thread, with the record's sequence number once the record is
-// durable, or with an error when it was not written. Must not block.
+// Called exactly once: with the record's sequence number once the record is durable (on the
+// committer thread), or with an error when it was not written (on the committer thread, or at once
+// on the calling thread when the append is refused). Must not block.
 using AppendCallback = std::function<void(common::Result<uint64_t>)>;
 
 class Appender {

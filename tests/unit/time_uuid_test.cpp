@@ -87,3 +87,14 @@ TEST(PgText, ArrayLiteralQuotesAndEscapes) {
 
 }  // namespace
 }  // namespace xtrace::common
+
+namespace xtrace::common {
+namespace {
+
+TEST(Rfc3339, OffsetFormKeepsTheFraction) {
+  EXPECT_EQ(FormatRfc3339Offset(TimePoint(Micros(1767225600420000))),
+            "2026-01-01T00:00:00.420+00:00");
+}
+
+}  // namespace
+}  // namespace xtrace::common
