@@ -1,49 +1,106 @@
 #include "common/sketch.hpp"
 
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
-
-#include <charconv>
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace xtrace::common {
 namespace {
 
-// The value a key stands for: 2γ^i/(γ+1) lies within 1% of every value with key i.
-double Estimate(int index) {
-  return 2.0 * std::pow(Sketch::kGamma, index) / (Sketch::kGamma + 1.0);
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
 }
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    const auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+constexpr char kVersion = 0x01;
 
 }  // namespace
 
-std::string Sketch::KeyOf(double value) {
-  if (std::fabs(value) < 1e-9) return "z";
-  const int index = static_cast<int>(std::ceil(std::log(std::fabs(value)) / std::log(kGamma)));
-  return (value > 0 ? "" : "n") + std::to_string(index);
+int32_t Sketch::SlotOf(double value) {
+  if (!(std::fabs(value) >= 1e-9)) return 0;  // also NaN, which ingest rejects anyway
+  const double index = std::ceil(std::log(std::fabs(value)) / std::log(kGamma));
+  // |index| < 40000 for every finite double of magnitude ≥ 1e-9.
+  const int32_t slot = kBias + static_cast<int32_t>(index);
+  return value > 0 ? slot : -slot;
 }
 
-void Sketch::Add(std::string_view key, uint64_t count) {
-  double estimate = 0;
-  if (key != "z") {
-    const bool negative = key.starts_with('n');
-    if (negative) key.remove_prefix(1);
-    int index = 0;
-    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), index);
-    if (ec != std::errc() || end != key.data() + key.size()) return;
-    estimate = negative ? -Estimate(index) : Estimate(index);
-  }
-  buckets_[estimate] += count;
+void Sketch::AddSlot(int32_t slot, uint64_t count) {
+  if (count == 0) return;
   count_ += count;
+  // Points of a series arrive with similar values: the slot is usually the last one or near it.
+  if (slots_.empty() || slots_.back().first < slot) {
+    slots_.emplace_back(slot, count);
+    return;
+  }
+  const auto it = std::lower_bound(slots_.begin(), slots_.end(), slot,
+                                   [](const auto& entry, int32_t s) { return entry.first < s; });
+  if (it != slots_.end() && it->first == slot) {
+    it->second += count;
+  } else {
+    slots_.insert(it, {slot, count});
+  }
 }
 
-bool Sketch::MergeJson(std::string_view json) {
-  boost::system::error_code ec;
-  const auto v = boost::json::parse(json, ec);
-  if (ec || !v.is_object()) return false;
-  for (const auto& member : v.get_object()) {
-    if (!member.value().is_number()) return false;
-    Add(member.key(), member.value().to_number<uint64_t>());
+void Sketch::Merge(const Sketch& other) {
+  if (other.slots_.empty()) return;
+  std::vector<std::pair<int32_t, uint64_t>> merged;
+  merged.reserve(slots_.size() + other.slots_.size());
+  auto a = slots_.cbegin(), b = other.slots_.cbegin();
+  while (a != slots_.end() || b != other.slots_.end()) {
+    if (b == other.slots_.end() || (a != slots_.end() && a->first < b->first)) {
+      merged.push_back(*a++);
+    } else if (a == slots_.end() || b->first < a->first) {
+      merged.push_back(*b++);
+    } else {
+      merged.emplace_back(a->first, a->second + b->second);
+      ++a;
+      ++b;
+    }
   }
+  slots_ = std::move(merged);
+  count_ += other.count_;
+}
+
+std::string Sketch::Encode() const {
+  std::string out(1, kVersion);
+  int64_t previous = 0;
+  for (const auto& [slot, n] : slots_) {
+    const int64_t delta = slot - previous;
+    PutVarint(out, (static_cast<uint64_t>(delta) << 1) ^ static_cast<uint64_t>(delta >> 63));
+    PutVarint(out, n);
+    previous = slot;
+  }
+  return out;
+}
+
+bool Sketch::MergeEncoded(std::string_view bytes) {
+  if (bytes.empty() || bytes.front() != kVersion) return false;
+  bytes.remove_prefix(1);
+  Sketch decoded;
+  int64_t slot = 0;
+  while (!bytes.empty()) {
+    uint64_t zigzag = 0, n = 0;
+    if (!GetVarint(bytes, zigzag) || !GetVarint(bytes, n)) return false;
+    slot += static_cast<int64_t>(zigzag >> 1) ^ -static_cast<int64_t>(zigzag & 1);
+    if (slot < INT32_MIN || slot > INT32_MAX) return false;
+    decoded.AddSlot(static_cast<int32_t>(slot), n);
+  }
+  Merge(decoded);
   return true;
 }
 
@@ -51,11 +108,49 @@ double Sketch::Quantile(double q) const {
   if (count_ == 0) return 0;
   const auto rank = static_cast<uint64_t>(std::floor(q * static_cast<double>(count_ - 1)));
   uint64_t seen = 0;
-  for (const auto& [estimate, n] : buckets_) {
+  int32_t slot = slots_.rbegin()->first;
+  for (const auto& [s, n] : slots_) {
     seen += n;
-    if (seen > rank) return estimate;
+    if (seen > rank) {
+      slot = s;
+      break;
+    }
   }
-  return buckets_.rbegin()->first;
+  if (slot == 0) return 0;
+  // 2γ^i/(γ+1) lies within 1% of every value in bucket i.
+  const int index = (slot > 0 ? slot : -slot) - kBias;
+  const double estimate = 2.0 * std::pow(kGamma, index) / (kGamma + 1.0);
+  return slot > 0 ? estimate : -estimate;
+}
+
+bool DecodeByteaHex(std::string_view text, std::string& out) {
+  if (!text.starts_with("\\x") || text.size() % 2 != 0) return false;
+  text.remove_prefix(2);
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out.clear();
+  out.reserve(text.size() / 2);
+  for (size_t i = 0; i < text.size(); i += 2) {
+    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>(hi << 4 | lo));
+  }
+  return true;
+}
+
+std::string EncodeByteaHex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (const unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0x0F]);
+  }
+  return out;
 }
 
 }  // namespace xtrace::common

@@ -5,9 +5,12 @@
 #include <pqxx/prepared_statement>
 #include <pqxx/result>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -54,143 +57,202 @@ Param Bool(const std::optional<bool>& b) {
   return *b ? "true" : "false";
 }
 
-// One statement per metric record: series are created once (first sight) and points inserted in
-// bulk from parallel arrays; ON CONFLICT DO NOTHING makes a resent point, or a replayed record,
-// a no-op.
-constexpr char kInsertMetrics[] = R"sql(
+// Series ids of identities the cache does not know: created on first sight, else read. The
+// final SELECT's snapshot predates the INSERT, so existing series come from metric_series and
+// new ones from `created`.
+constexpr char kResolveSeries[] = R"sql(
 WITH input AS (
-  -- Of points repeated within the input (a chunk's records, in order), the first one wins.
-  SELECT DISTINCT ON (name, labels, ts) name, labels, ts, value
-  FROM unnest($3::text[], $4::jsonb[], $5::timestamptz[], $6::float8[])
-       WITH ORDINALITY AS u(name, labels, ts, value, n)
-  ORDER BY name, labels, ts, n),
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) WITH ORDINALITY
+    AS u(project_id, environment, name, labels, n)),
 created AS (
   INSERT INTO metric_series (project_id, environment, name, labels)
-  SELECT DISTINCT $1, $2, name, labels FROM input
+  SELECT DISTINCT project_id, environment, name, labels FROM input
   ON CONFLICT (project_id, environment, name, labels) DO NOTHING
-  RETURNING id, name, labels),
-series AS (
-  SELECT id, name, labels FROM created
-  UNION ALL
-  SELECT s.id, s.name, s.labels FROM metric_series s
-  WHERE s.project_id = $1 AND s.environment = $2
-    AND (s.name, s.labels) IN (SELECT name, labels FROM input)),
-inserted AS (
-  INSERT INTO metric_points (project_id, series_id, ts, value)
-  SELECT $1, series.id, input.ts, input.value
-  FROM input JOIN series ON series.name = input.name AND series.labels = input.labels
-  ON CONFLICT (project_id, series_id, ts) DO NOTHING
-  RETURNING series_id, ts, value)
--- Only the points this statement inserted reach the rollups: a resend never counts twice.
-SELECT series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8, value FROM inserted
+  RETURNING id, project_id, environment, name, labels)
+SELECT i.n, COALESCE(c.id, s.id)
+FROM input i
+LEFT JOIN created c ON (c.project_id, c.environment, c.name, c.labels)
+                     = (i.project_id, i.environment, i.name, i.labels)
+LEFT JOIN metric_series s ON (s.project_id, s.environment, s.name, s.labels)
+                           = (i.project_id, i.environment, i.name, i.labels)
 )sql";
 
+// Points in bulk, deduplicated and sorted by key in C++ (the first of equal keys in record
+// order wins); ON CONFLICT DO NOTHING makes a resent point, or a replayed record, a no-op, and
+// RETURNING yields only the points this statement inserted: a resend never counts twice in the
+// rollups.
+constexpr char kInsertPoints[] = R"sql(
+INSERT INTO metric_points (series_id, ts, value)
+SELECT u.series_id, 'epoch'::timestamptz + u.us * interval '1 microsecond', u.value
+FROM unnest($1::int8[], $2::int8[], $3::float8[]) AS u(series_id, us, value)
+ON CONFLICT (series_id, ts) DO NOTHING
+RETURNING series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8, value
+)sql";
+
+// Labels as a JSON object in key order; a repeated key keeps its last value, as jsonb does.
 std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::map<std::string_view, std::string_view> sorted;
+  for (const auto& [k, v] : labels) sorted[k] = v;
   boost::json::object o;
-  for (const auto& [k, v] : labels) o[k] = v;
+  for (const auto& [k, v] : sorted) o[k] = v;
   return boost::json::serialize(o);
 }
 
-// Step rollups of newly inserted points, aggregated here and merged into metric_rollups with
-// one statement; an existing bucket adds counts and merges sketches.
+// Rollups are read, merged in C++ and written back. Two projectors may run at once (the server
+// and xtrace-replay), so the read-merge-write of a transaction is serialized by this lock; it is
+// released at commit.
+constexpr int64_t kRollupLockKey = 0x78747261636552;  // "xtraceR"
+
+constexpr char kSelectRollups[] = R"sql(
+SELECT r.series_id, r.step, k.bucket_s, r.count, r.sum, r.min, r.max, r.last,
+       (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, r.sketch
+FROM unnest($1::int8[], $2::int4[], $3::int8[]) AS k(series_id, step, bucket_s)
+JOIN metric_rollups r ON r.series_id = k.series_id AND r.step = k.step
+  AND r.bucket = 'epoch'::timestamptz + k.bucket_s * interval '1 second'
+)sql";
+
 constexpr char kUpsertRollups[] = R"sql(
-INSERT INTO metric_rollups AS r (project_id, series_id, step, bucket, count, sum, min, max, last,
-                                 last_ts, sketch)
-SELECT $1, u.* FROM unnest($2::int8[], $3::int4[], $4::timestamptz[], $5::int8[], $6::float8[],
-                           $7::float8[], $8::float8[], $9::float8[], $10::timestamptz[],
-                           $11::jsonb[]) AS u
-ON CONFLICT (project_id, series_id, step, bucket) DO UPDATE SET
-  count   = r.count + EXCLUDED.count,
-  sum     = r.sum + EXCLUDED.sum,
-  min     = LEAST(r.min, EXCLUDED.min),
-  max     = GREATEST(r.max, EXCLUDED.max),
-  last    = CASE WHEN EXCLUDED.last_ts > r.last_ts THEN EXCLUDED.last ELSE r.last END,
-  last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts),
-  sketch  = xtrace_sketch_merge(r.sketch, EXCLUDED.sketch)
+INSERT INTO metric_rollups AS r (series_id, step, bucket, count, sum, min, max, last, last_ts,
+                                 sketch)
+SELECT u.series_id, u.step, 'epoch'::timestamptz + u.bucket_s * interval '1 second', u.count,
+       u.sum, u.min, u.max, u.last, 'epoch'::timestamptz + u.last_us * interval '1 microsecond',
+       u.sketch
+FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[], $5::float8[], $6::float8[],
+            $7::float8[], $8::float8[], $9::int8[], $10::bytea[])
+     AS u(series_id, step, bucket_s, count, sum, min, max, last, last_us, sketch)
+ON CONFLICT (series_id, step, bucket) DO UPDATE SET
+  count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
+  last = EXCLUDED.last, last_ts = EXCLUDED.last_ts, sketch = EXCLUDED.sketch
 )sql";
 
 struct RollupCell {
   int64_t count = 0;
   double sum = 0, min = 0, max = 0, last = 0;
   int64_t last_us = INT64_MIN;
-  std::map<std::string, int64_t> sketch;
+  common::Sketch sketch;
+
+  void Add(const RollupCell& o) {
+    min = count == 0 ? o.min : std::min(min, o.min);
+    max = count == 0 ? o.max : std::max(max, o.max);
+    count += o.count;
+    sum += o.sum;
+    // The later point is the last; on a tie the one already stored stays.
+    if (o.last_us > last_us) {
+      last_us = o.last_us;
+      last = o.last;
+    }
+    sketch.Merge(o.sketch);
+  }
 };
 
-// The metric points of a chunk, per (project, environment), in record order: one statement
-// each, whose first-occurrence rule then also decides between records of the chunk.
-struct MetricColumns {
-  std::vector<std::string> names, labels, times, values;
+// Numbers of result rows, parsed without pqxx's locale-aware stream conversion (which showed in
+// profiles of metric catch-up). PostgreSQL prints float8 in shortest round-trip form.
+template <class Number>
+Number Parse(const pqxx::field& f) {
+  Number v{};
+  const char* text = f.c_str();
+  const auto [end, ec] = std::from_chars(text, text + f.size(), v);
+  if (ec != std::errc() || end != text + f.size()) {
+    throw std::runtime_error(std::string("unexpected number from PostgreSQL: ") + text);
+  }
+  return v;
+}
+
+std::string Decimal(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+struct PendingPoint {
+  size_t series;  // index into ChunkMetrics::keys
+  int64_t ts_us;
+  double value;
 };
 
-void AddMetrics(std::map<std::pair<std::string, std::string>, MetricColumns>& by_scope,
-                const schema::WalRecord& rec, const schema::MetricBatch& m) {
-  MetricColumns& c = by_scope[{Text(rec.project_id), Text(rec.environment)}];
+// The metric points of a chunk in record order, with their series identities.
+struct ChunkMetrics {
+  std::vector<std::string> keys;  // cache keys, one per distinct identity in the chunk
+  std::map<std::string, size_t, std::less<>> index;
+  std::vector<std::array<std::string, 4>> identities;  // project, environment, name, labels
+  std::vector<PendingPoint> points;
+};
+
+void AddMetrics(ChunkMetrics& chunk, const schema::WalRecord& rec, const schema::MetricBatch& m) {
+  const std::string project = Text(rec.project_id), environment = Text(rec.environment);
   for (const auto& p : m.points) {
-    c.names.push_back(SanitizeText(p.name));
-    c.labels.push_back(SanitizeJson(LabelsJson(p.labels)));
-    c.times.push_back(common::FormatRfc3339(p.timestamp));
-    c.values.push_back(*Num(std::optional<double>(p.value)));
+    std::array<std::string, 4> identity{project, environment, SanitizeText(p.name),
+                                        SanitizeJson(LabelsJson(p.labels))};
+    std::string key;
+    for (const auto& part : identity) {
+      key += part;
+      key.push_back('\0');  // sanitized: no part contains NUL
+    }
+    auto [it, added] = chunk.index.try_emplace(std::move(key), chunk.keys.size());
+    if (added) {
+      chunk.keys.push_back(it->first);
+      chunk.identities.push_back(std::move(identity));
+    }
+    chunk.points.push_back({it->second, p.timestamp.time_since_epoch().count(), p.value});
   }
 }
 
-void FoldMetrics(pqxx::work& txn,
-                 const std::map<std::pair<std::string, std::string>, MetricColumns>& by_scope) {
-  static constexpr int64_t kSteps[] = {60, 300, 3600, 86400};
-  for (const auto& [scope, c] : by_scope) {
-    const auto inserted = txn.exec_prepared(
-        "xtrace_insert_metrics", scope.first, scope.second, common::PgTextArrayLiteral(c.names),
-        common::PgTextArrayLiteral(c.labels), common::PgTextArrayLiteral(c.times),
-        common::PgTextArrayLiteral(c.values));
-    // (series, step, bucket start in µs) -> aggregate of the points just inserted.
-    std::map<std::tuple<int64_t, int64_t, int64_t>, RollupCell> cells;
-    for (const auto& row : inserted) {
-      const auto series = row[0].as<int64_t>();
-      const auto ts_us = row[1].as<int64_t>();
-      const auto value = row[2].as<double>();
-      const std::string key = common::Sketch::KeyOf(value);
-      for (const int64_t step : kSteps) {
-        const int64_t step_us = step * 1000000;
-        const int64_t bucket =
-            (ts_us >= 0 ? ts_us / step_us : (ts_us - step_us + 1) / step_us) * step_us;
-        RollupCell& cell = cells[{series, step, bucket}];
-        cell.min = cell.count == 0 ? value : std::min(cell.min, value);
-        cell.max = cell.count == 0 ? value : std::max(cell.max, value);
-        ++cell.count;
-        cell.sum += value;
-        if (ts_us > cell.last_us) {
-          cell.last_us = ts_us;
-          cell.last = value;
-        }
-        ++cell.sketch[key];
-      }
+void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
+  if (chunk.points.empty()) return;
+  // A share lock on the epoch: xtrace-replay --rebuild bumps it (waiting for this transaction)
+  // before it empties metric_series, so cached ids are never used across a rebuild.
+  cache.Begin(txn.exec1("SELECT epoch FROM projection_epoch FOR SHARE")[0].as<int64_t>());
+  std::vector<int64_t> ids(chunk.keys.size(), 0);
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < chunk.keys.size(); ++i) {
+    if (const int64_t* id = cache.Find(chunk.keys[i])) {
+      ids[i] = *id;
+    } else {
+      missing.push_back(i);
     }
-    if (cells.empty()) continue;
-    std::vector<std::string> series_ids, steps, buckets, counts, sums, mins, maxs, lasts, last_ts,
-        sketches;
-    const auto time_of = [](int64_t us) {
-      return common::FormatRfc3339(common::TimePoint(common::Micros(us)));
-    };
-    for (const auto& [k, cell] : cells) {
-      series_ids.push_back(std::to_string(std::get<0>(k)));
-      steps.push_back(std::to_string(std::get<1>(k)));
-      buckets.push_back(time_of(std::get<2>(k)));
-      counts.push_back(std::to_string(cell.count));
-      sums.push_back(*Num(std::optional<double>(cell.sum)));
-      mins.push_back(*Num(std::optional<double>(cell.min)));
-      maxs.push_back(*Num(std::optional<double>(cell.max)));
-      lasts.push_back(*Num(std::optional<double>(cell.last)));
-      last_ts.push_back(time_of(cell.last_us));
-      boost::json::object sketch;
-      for (const auto& [key, n] : cell.sketch) sketch[key] = n;
-      sketches.push_back(boost::json::serialize(sketch));
-    }
-    txn.exec_prepared("xtrace_upsert_rollups", scope.first, common::PgTextArrayLiteral(series_ids),
-                      common::PgTextArrayLiteral(steps), common::PgTextArrayLiteral(buckets),
-                      common::PgTextArrayLiteral(counts), common::PgTextArrayLiteral(sums),
-                      common::PgTextArrayLiteral(mins), common::PgTextArrayLiteral(maxs),
-                      common::PgTextArrayLiteral(lasts), common::PgTextArrayLiteral(last_ts),
-                      common::PgTextArrayLiteral(sketches));
   }
+  if (!missing.empty()) {
+    std::array<std::vector<std::string>, 4> columns;
+    for (const size_t i : missing) {
+      for (size_t c = 0; c < 4; ++c) columns[c].push_back(chunk.identities[i][c]);
+    }
+    for (const auto& row : txn.exec_prepared(
+             "xtrace_resolve_series", common::PgTextArrayLiteral(columns[0]),
+             common::PgTextArrayLiteral(columns[1]), common::PgTextArrayLiteral(columns[2]),
+             common::PgTextArrayLiteral(columns[3]))) {
+      const size_t i = missing[row[0].as<size_t>() - 1];
+      ids[i] = row[1].as<int64_t>();
+      cache.Learn(chunk.keys[i], ids[i]);
+    }
+  }
+  // Key order helps the index; a stable sort keeps record order among equal keys, so the
+  // first of them is the one kept.
+  std::stable_sort(chunk.points.begin(), chunk.points.end(),
+                   [&](const PendingPoint& a, const PendingPoint& b) {
+                     return std::pair(ids[a.series], a.ts_us) < std::pair(ids[b.series], b.ts_us);
+                   });
+  std::vector<std::string> series, times, values;
+  series.reserve(chunk.points.size());
+  times.reserve(chunk.points.size());
+  values.reserve(chunk.points.size());
+  for (size_t i = 0; i < chunk.points.size(); ++i) {
+    const auto& p = chunk.points[i];
+    if (i > 0 && ids[chunk.points[i - 1].series] == ids[p.series] &&
+        chunk.points[i - 1].ts_us == p.ts_us) {
+      continue;
+    }
+    series.push_back(std::to_string(ids[p.series]));
+    times.push_back(std::to_string(p.ts_us));
+    values.push_back(Decimal(p.value));
+  }
+  std::vector<InsertedPoint> inserted;
+  inserted.reserve(series.size());
+  for (const auto& row :
+       txn.exec_prepared("xtrace_insert_points", common::PgTextArrayLiteral(series),
+                         common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values))) {
+    inserted.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
+  }
+  MergeIntoRollups(txn, inserted);
 }
 
 // ---- traces and observations: set-based, in waves -------------------------------------------
@@ -564,6 +626,113 @@ ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
 
 }  // namespace
 
+void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points) {
+  if (points.empty()) return;
+  static constexpr int32_t kSteps[] = {60, 300, 3600, 86400};
+  // (series, step, bucket start in s) -> aggregate of the new points.
+  std::map<std::tuple<int64_t, int32_t, int64_t>, RollupCell> cells;
+  for (const auto& p : points) {
+    const int32_t slot = common::Sketch::SlotOf(p.value);
+    const int64_t ts_s = p.ts_us >= 0 ? p.ts_us / 1000000 : (p.ts_us - 999999) / 1000000;
+    for (const int32_t step : kSteps) {
+      const int64_t bucket = (ts_s >= 0 ? ts_s / step : (ts_s - step + 1) / step) * step;
+      RollupCell& cell = cells[{p.series_id, step, bucket}];
+      cell.min = cell.count == 0 ? p.value : std::min(cell.min, p.value);
+      cell.max = cell.count == 0 ? p.value : std::max(cell.max, p.value);
+      ++cell.count;
+      cell.sum += p.value;
+      if (p.ts_us > cell.last_us) {
+        cell.last_us = p.ts_us;
+        cell.last = p.value;
+      }
+      cell.sketch.AddSlot(slot, 1);
+    }
+  }
+  std::vector<std::string> series_ids, steps, buckets;
+  series_ids.reserve(cells.size());
+  steps.reserve(cells.size());
+  buckets.reserve(cells.size());
+  for (const auto& [k, cell] : cells) {
+    series_ids.push_back(std::to_string(std::get<0>(k)));
+    steps.push_back(std::to_string(std::get<1>(k)));
+    buckets.push_back(std::to_string(std::get<2>(k)));
+  }
+  const auto series_array = common::PgTextArrayLiteral(series_ids);
+  const auto step_array = common::PgTextArrayLiteral(steps);
+  const auto bucket_array = common::PgTextArrayLiteral(buckets);
+  txn.exec_params("SELECT pg_advisory_xact_lock($1)", kRollupLockKey);
+  // Stored cells come first in each merged one, so that their last value wins a tie.
+  std::map<std::tuple<int64_t, int32_t, int64_t>, RollupCell> stored;
+  for (const auto& row :
+       txn.exec_prepared("xtrace_select_rollups", series_array, step_array, bucket_array)) {
+    RollupCell cell;
+    cell.count = Parse<int64_t>(row[3]);
+    cell.sum = Parse<double>(row[4]);
+    cell.min = Parse<double>(row[5]);
+    cell.max = Parse<double>(row[6]);
+    cell.last = Parse<double>(row[7]);
+    cell.last_us = Parse<int64_t>(row[8]);
+    std::string bytes;
+    if (!common::DecodeByteaHex(row[9].c_str(), bytes) || !cell.sketch.MergeEncoded(bytes)) {
+      throw std::runtime_error("metric_rollups holds a sketch this build cannot read (series " +
+                               std::string(row[0].c_str()) + ")");
+    }
+    stored.emplace(
+        std::tuple{Parse<int64_t>(row[0]), Parse<int32_t>(row[1]), Parse<int64_t>(row[2])},
+        std::move(cell));
+  }
+  std::vector<std::string> counts, sums, mins, maxs, lasts, last_us, sketches;
+  for (auto& [k, fresh] : cells) {
+    RollupCell* cell = &fresh;
+    if (const auto it = stored.find(k); it != stored.end()) {
+      it->second.Add(fresh);
+      cell = &it->second;
+    }
+    counts.push_back(std::to_string(cell->count));
+    sums.push_back(Decimal(cell->sum));
+    mins.push_back(Decimal(cell->min));
+    maxs.push_back(Decimal(cell->max));
+    lasts.push_back(Decimal(cell->last));
+    last_us.push_back(std::to_string(cell->last_us));
+    sketches.push_back(common::EncodeByteaHex(cell->sketch.Encode()));
+  }
+  txn.exec_prepared("xtrace_upsert_rollups", series_array, step_array, bucket_array,
+                    common::PgTextArrayLiteral(counts), common::PgTextArrayLiteral(sums),
+                    common::PgTextArrayLiteral(mins), common::PgTextArrayLiteral(maxs),
+                    common::PgTextArrayLiteral(lasts), common::PgTextArrayLiteral(last_us),
+                    common::PgTextArrayLiteral(sketches));
+}
+
+uint64_t RebuildRollupsIfMissing(pqxx::connection& conn) {
+  pqxx::work txn(conn);
+  const auto missing = txn.exec1(
+      "SELECT EXISTS (SELECT 1 FROM metric_points) AND NOT EXISTS (SELECT 1 FROM metric_rollups)");
+  if (!missing[0].as<bool>()) return 0;
+  // Pages in key order, so that memory stays bounded whatever the table's size; one transaction,
+  // so that a crash leaves no half-built rollups (the next start begins again).
+  constexpr int kPage = 100000;
+  uint64_t total = 0;
+  int64_t after_series = INT64_MIN, after_us = 0;  // before every real key
+  for (;;) {
+    std::vector<InsertedPoint> page;
+    page.reserve(kPage);
+    for (const auto& row : txn.exec_params(
+             "SELECT series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8 AS us, value "
+             "FROM metric_points WHERE (series_id, ts) > ($1, 'epoch'::timestamptz + $2 * "
+             "interval '1 microsecond') ORDER BY series_id, ts LIMIT $3",
+             after_series, after_us, kPage)) {
+      page.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
+    }
+    if (page.empty()) break;
+    after_series = page.back().series_id;
+    after_us = page.back().ts_us;
+    MergeIntoRollups(txn, page);
+    total += page.size();
+  }
+  txn.commit();
+  return total;
+}
+
 void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
   if (traces.empty()) return;
   std::vector<std::string> projects, ids;
@@ -587,7 +756,9 @@ void PrepareFoldStatements(pqxx::connection& conn) {
                "JOIN unnest($1::text[], $2::uuid[]) AS k(project_id, id) "
                "ON o.project_id = k.project_id AND o.id = k.id");
   conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
-  conn.prepare("xtrace_insert_metrics", kInsertMetrics);
+  conn.prepare("xtrace_resolve_series", kResolveSeries);
+  conn.prepare("xtrace_insert_points", kInsertPoints);
+  conn.prepare("xtrace_select_rollups", kSelectRollups);
   conn.prepare("xtrace_upsert_rollups", kUpsertRollups);
   // One statement per entity kind and wave: the input arrays are sent and parsed once. The
   // UPDATE runs on the statement's snapshot, so it sees only rows that existed before it; the
@@ -604,15 +775,33 @@ void PrepareFoldStatements(pqxx::connection& conn) {
                                                     kUpdateObservations, kUpdateObservationsWhere));
 }
 
+const int64_t* SeriesCache::Find(const std::string& key) const {
+  if (const auto it = pending_.find(key); it != pending_.end()) return &it->second;
+  if (const auto it = committed_.find(key); it != committed_.end()) return &it->second;
+  return nullptr;
+}
+
+void SeriesCache::Begin(int64_t epoch) {
+  pending_.clear();
+  if (epoch != epoch_) committed_.clear();
+  epoch_ = epoch;
+}
+
+void SeriesCache::Commit() {
+  if (committed_.size() + pending_.size() > kMaxEntries) committed_.clear();
+  committed_.merge(pending_);
+  pending_.clear();
+}
+
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
-                 const common::Uuid& wal_id, std::set<TraceKey>& touched) {
+                 const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series) {
   const std::string wal = wal_id.ToString();
   std::vector<Wave> waves;
   // Placeholders for the whole chunk, in record order, go in before any wave: the first
   // observation naming an unknown trace decides its placeholder, and a real trace later in the
   // chunk replaces the placeholder exactly as it would have one from an earlier transaction.
   Columns placeholders{4};
-  std::map<std::pair<std::string, std::string>, MetricColumns> metric_scopes;
+  ChunkMetrics metrics_chunk;
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
     const size_t k = occurrences[key]++;
@@ -638,10 +827,10 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                        placeholders, *record, o, wal, position, touched);
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
-      AddMetrics(metric_scopes, *record, *metrics);
+      AddMetrics(metrics_chunk, *record, *metrics);
     }
   }
-  FoldMetrics(txn, metric_scopes);
+  FoldMetrics(txn, metrics_chunk, series);
   Exec(txn, "xtrace_insert_placeholders", placeholders);
   for (const auto& w : waves) ApplyWave(txn, w);
 

@@ -8,6 +8,7 @@
 #include <pqxx/transaction>
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,14 +32,50 @@ struct SequencedRecord {
   uint64_t seq;
   const schema::WalRecord* record;
 };
+
+// Metric series ids by identity (project, environment, name, labels), kept across chunks so that
+// points are inserted with their series id and no per-point lookup in SQL. Entries learnt in a
+// transaction become visible only after Commit() (a rolled-back transaction may have created
+// the series). projection_epoch, bumped by anything that empties metric_series (xtrace-replay
+// --rebuild), invalidates the whole cache; FoldRecords checks it under a share lock.
+class SeriesCache {
+ public:
+  // Bound on remembered series; beyond it the cache starts over (ids are re-read, never wrong).
+  static constexpr size_t kMaxEntries = 200000;
+
+  const int64_t* Find(const std::string& key) const;
+  void Learn(std::string key, int64_t id) { pending_.emplace(std::move(key), id); }
+  void Begin(int64_t epoch);  // drops pending entries, and everything on an epoch change
+  void Commit();              // after the transaction committed
+
+ private:
+  std::map<std::string, int64_t, std::less<>> committed_, pending_;
+  int64_t epoch_ = -1;
+};
+
 // Folds the records, in order, with set-based statements; re-applying a record this WAL already
-// applied to a row changes nothing (see fold.cpp).
+// applied to a row changes nothing (see fold.cpp). Call series.Commit() once txn has committed.
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
-                 const common::Uuid& wal_id, std::set<TraceKey>& touched);
+                 const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series);
 
 // Recomputes the derived trace aggregates (latency, total cost) of the given traces from their
 // observations, and their contributions to the daily usage rollups: exact whatever order or how
 // often records were applied.
 void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces);
+
+// A metric point a statement has just inserted (not one that was already there).
+struct InsertedPoint {
+  int64_t series_id;
+  int64_t ts_us;
+  double value;
+};
+// Adds points to the step rollups (1m, 5m, 1h, 1d), reading and merging the touched rollup rows
+// in C++. Feed it only points just inserted, so that nothing is counted twice.
+void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points);
+
+// Rebuilds metric_rollups from metric_points, in one transaction, when points exist but no
+// rollups do: after the migration that changed the rollup layout, or a manual TRUNCATE. Returns
+// the number of points folded (0 when nothing was missing).
+uint64_t RebuildRollupsIfMissing(pqxx::connection& conn);
 
 }  // namespace xtrace::projector

@@ -107,6 +107,9 @@ bool Projector::Connect() {
     cursor_ = row[0].as<uint64_t>();
     quarantined_ = quarantined[0].as<uint64_t>();
     PrepareFoldStatements(*conn);
+    if (const uint64_t points = RebuildRollupsIfMissing(*conn); points > 0) {
+      spdlog::info("projector: rebuilt metric rollups from {} stored points", points);
+    }
     conn_ = std::move(conn);
     Publish();
     database_up_ = true;
@@ -174,11 +177,12 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   const auto t1 = Clock::now();
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
-  FoldRecords(txn, records, log_.id(), touched);
+  FoldRecords(txn, records, log_.id(), touched, series_);
   const auto t2 = Clock::now();
   RefreshTraceAggregates(txn, touched);
   AdvanceCursor(txn, entries.back().seq);
   txn.commit();
+  series_.Commit();
   const auto t3 = Clock::now();
   cursor_ = entries.back().seq;
   Publish();

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "projector/fold.hpp"
 #include "wal/log.hpp"
 
 #include <pqxx/connection>
@@ -67,6 +68,7 @@ class Projector {
   wal::Log& log_;
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
+  SeriesCache series_;
   uint64_t cursor_ = 0;         // projector thread only
   bool reported_down_ = false;  // projector thread only
 

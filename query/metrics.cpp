@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <stdexcept>
 
 namespace xtrace::query {
 
@@ -143,9 +144,9 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
         txn.exec_params(std::string(R"sql(
 SELECT s.labels::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, r.count, r.sum, r.min,
        r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, )sql") +
-                            (percentile ? "r.sketch::text" : "NULL") + R"sql(
+                            (percentile ? "r.sketch" : "NULL") + R"sql(
 FROM metric_series s
-JOIN metric_rollups r ON r.project_id = s.project_id AND r.series_id = s.id
+JOIN metric_rollups r ON r.series_id = s.id
 WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
   AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
   AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
@@ -181,7 +182,12 @@ LIMIT $7)sql",
         cell.last_us = row[7].as<int64_t>();
         cell.last = row[6].as<double>();
       }
-      if (percentile) cell.sketch.MergeJson(row[8].c_str());
+      if (percentile) {
+        std::string bytes;
+        if (!common::DecodeByteaHex(row[8].c_str(), bytes) || !cell.sketch.MergeEncoded(bytes)) {
+          throw std::runtime_error("metric_rollups holds a sketch this build cannot read");
+        }
+      }
     }
   });
   if (failed) return *failed;

@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(first - 1));
       }
       pqxx::work txn(*conn);
+      // The epoch first: it waits for projector transactions holding cached series ids, and
+      // makes them start over once this commits.
+      txn.exec0("UPDATE projection_epoch SET epoch = epoch + 1");
       txn.exec0(
           "TRUNCATE traces, observations, metric_series, metric_points, metric_rollups, "
           "trace_usage, trace_model_usage, daily_traces, daily_models");
@@ -114,12 +117,14 @@ int main(int argc, char** argv) {
 
   const auto started = std::chrono::steady_clock::now();
   Progress progress(to - from + 1);
+  projector::SeriesCache series;
   uint64_t records = 0, events = 0, undecodable = 0, cursor = from - 1;
   while (cursor < to) {
     auto page = (*reader)->Read(cursor, std::min<uint64_t>(kChunk, to - cursor));
     if (!page) return Fail(page.error().message);
     if (page->empty()) break;
     std::vector<schema::WalRecord> decoded;
+    std::vector<uint64_t> decoded_seqs;  // an undecodable record leaves a gap
     std::vector<projector::SequencedRecord> batch;
     decoded.reserve(page->size());
     for (const auto& e : *page) {
@@ -136,18 +141,17 @@ int main(int argc, char** argv) {
         events += std::get<schema::MetricBatch>(rec->events).points.size();
       }
       decoded.push_back(std::move(*rec));
+      decoded_seqs.push_back(e.seq);
     }
-    size_t d = 0;
-    for (const auto& e : *page) {
-      if (d < decoded.size()) batch.push_back({e.seq, &decoded[d++]});
-    }
+    for (size_t d = 0; d < decoded.size(); ++d) batch.push_back({decoded_seqs[d], &decoded[d]});
     if (conn) {
       try {
         pqxx::work txn(*conn);
         std::set<projector::TraceKey> touched;
-        projector::FoldRecords(txn, batch, (*reader)->id(), touched);
+        projector::FoldRecords(txn, batch, (*reader)->id(), touched, series);
         projector::RefreshTraceAggregates(txn, touched);
         txn.commit();
+        series.Commit();
       } catch (const std::exception& e) {
         progress.Finish();
         return Fail("applying records " + std::to_string(page->front().seq) + ".." +

@@ -119,7 +119,7 @@ TEST(Sketch, QuantilesWithinOnePercentOfExact) {
     for (int i = 0; i < 20000; ++i) {
       const double v = dataset == 0 ? latency(rng) : signed_values(rng);
       values.push_back(v);
-      sketch.Add(Sketch::KeyOf(v), 1);
+      sketch.Add(v);
     }
     std::sort(values.begin(), values.end());
     double worst = 0;
@@ -132,17 +132,39 @@ TEST(Sketch, QuantilesWithinOnePercentOfExact) {
   }
 }
 
-TEST(Sketch, MergesJsonFormAndHandlesZeroAndEmpty) {
+TEST(Sketch, EncodesMergesAndHandlesZeroNegativeAndEmpty) {
   Sketch empty;
   EXPECT_EQ(empty.Quantile(0.5), 0.0);
-  Sketch s;
-  ASSERT_TRUE(s.MergeJson(R"({"z":2,"0":1})"));
-  ASSERT_TRUE(s.MergeJson(R"({"n10":1})"));
-  EXPECT_EQ(s.count(), 4u);
-  EXPECT_LT(s.Quantile(0.0), 0.0);
-  EXPECT_EQ(s.Quantile(0.5), 0.0);
-  EXPECT_NEAR(s.Quantile(1.0), 1.0, 0.01);
-  EXPECT_FALSE(s.MergeJson("[1]"));
+  Sketch a, b;
+  a.Add(0.0, 2);
+  a.Add(1.0);
+  b.Add(-1.0);
+  b.Add(1e300);
+  Sketch merged;
+  ASSERT_TRUE(merged.MergeEncoded(a.Encode()));
+  ASSERT_TRUE(merged.MergeEncoded(b.Encode()));
+  EXPECT_EQ(merged.count(), 5u);
+  EXPECT_NEAR(merged.Quantile(0.0), -1.0, 0.01);
+  EXPECT_EQ(merged.Quantile(0.25), 0.0);
+  EXPECT_NEAR(merged.Quantile(0.75), 1.0, 0.01);
+  EXPECT_NEAR(merged.Quantile(1.0) / 1e300, 1.0, 0.01);
+  // Merging the encoded forms equals merging the sketches.
+  Sketch direct = a;
+  direct.Merge(b);
+  EXPECT_EQ(direct.Encode(), merged.Encode());
+  // Malformed input adds nothing.
+  EXPECT_FALSE(merged.MergeEncoded(""));
+  EXPECT_FALSE(merged.MergeEncoded("\x02"));
+  std::string truncated = a.Encode();
+  truncated.push_back(static_cast<char>(0x80));
+  EXPECT_FALSE(merged.MergeEncoded(truncated));
+  EXPECT_EQ(merged.count(), 5u);
+  // bytea text form round trip.
+  std::string bytes;
+  ASSERT_TRUE(common::DecodeByteaHex(common::EncodeByteaHex(a.Encode()), bytes));
+  EXPECT_EQ(bytes, a.Encode());
+  EXPECT_FALSE(common::DecodeByteaHex("0a", bytes));
+  EXPECT_FALSE(common::DecodeByteaHex("\\x0g", bytes));
 }
 
 }  // namespace
