@@ -2,8 +2,11 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <pqxx/except>
 #include <pqxx/prepared_statement>
 #include <pqxx/result>
+#include <pqxx/stream_to>
+#include <pqxx/subtransaction>
 
 #include <algorithm>
 #include <array>
@@ -13,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "common/pg_text.hpp"
@@ -231,6 +235,8 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
                    [&](const PendingPoint& a, const PendingPoint& b) {
                      return std::pair(ids[a.series], a.ts_us) < std::pair(ids[b.series], b.ts_us);
                    });
+  std::vector<InsertedPoint> candidates;  // deduplicated, in key order
+  candidates.reserve(chunk.points.size());
   std::vector<std::string> series, times, values;
   series.reserve(chunk.points.size());
   times.reserve(chunk.points.size());
@@ -241,16 +247,47 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
         chunk.points[i - 1].ts_us == p.ts_us) {
       continue;
     }
+    candidates.push_back({ids[p.series], p.ts_us, p.value});
     series.push_back(std::to_string(ids[p.series]));
     times.push_back(std::to_string(p.ts_us));
     values.push_back(Decimal(p.value));
   }
+  // The common case is that every point is new: then a plain COPY straight into metric_points,
+  // the bulk path PostgreSQL makes cheapest (multi-row heap inserts, no ON CONFLICT speculation,
+  // no RETURNING set), and the rollups take all the candidates. If any point is already stored
+  // (a resend, a replay), the COPY fails whole, its savepoint is rolled back, and the ON CONFLICT
+  // form below inserts the others and names them.
+  bool all_new = false;
+  try {
+    pqxx::subtransaction attempt(txn, "xtrace_points");
+    {
+      static const std::vector<std::string> kColumns{"series_id", "ts", "value"};
+      pqxx::stream_to copy(attempt, "metric_points", kColumns);
+      std::unordered_map<int64_t, std::string> formatted;  // a chunk has few distinct timestamps
+      std::string id, value;
+      for (const auto& p : candidates) {
+        auto [it, added] = formatted.try_emplace(p.ts_us);
+        if (added) it->second = common::FormatRfc3339(common::TimePoint(common::Micros(p.ts_us)));
+        id = std::to_string(p.series_id);
+        value = Decimal(p.value);
+        copy << std::tie(id, it->second, value);
+      }
+      copy.complete();
+    }
+    attempt.commit();
+    all_new = true;
+  } catch (const pqxx::unique_violation&) {
+  }
   std::vector<InsertedPoint> inserted;
-  inserted.reserve(series.size());
-  for (const auto& row :
-       txn.exec_prepared("xtrace_insert_points", common::PgTextArrayLiteral(series),
-                         common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values))) {
-    inserted.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
+  if (all_new) {
+    inserted = std::move(candidates);
+  } else {
+    inserted.reserve(candidates.size());
+    for (const auto& row :
+         txn.exec_prepared("xtrace_insert_points", common::PgTextArrayLiteral(series),
+                           common::PgTextArrayLiteral(times), common::PgTextArrayLiteral(values))) {
+      inserted.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
+    }
   }
   MergeIntoRollups(txn, inserted);
 }
