@@ -6,10 +6,15 @@ namespace {
 
 void AppendQuoted(std::string& out, const std::string& item) {
   out.push_back('"');
-  for (char c : item) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
+  // Runs without a quote or backslash (nearly everything) are copied whole.
+  size_t from = 0;
+  for (size_t at = item.find_first_of("\"\\"); at != std::string::npos;
+       at = item.find_first_of("\"\\", at + 1)) {
+    out.append(item, from, at - from);
+    out.push_back('\\');
+    from = at;
   }
+  out.append(item, from, std::string::npos);
   out.push_back('"');
 }
 

@@ -78,6 +78,7 @@ void Sketch::Merge(const Sketch& other) {
 
 std::string Sketch::Encode() const {
   std::string out(1, kVersion);
+  out.reserve(1 + slots_.size() * 3);
   int64_t previous = 0;
   for (const auto& [slot, n] : slots_) {
     const int64_t delta = slot - previous;
@@ -132,23 +133,24 @@ bool DecodeByteaHex(std::string_view text, std::string& out) {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   };
-  out.clear();
-  out.reserve(text.size() / 2);
-  for (size_t i = 0; i < text.size(); i += 2) {
-    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+  out.resize(text.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(text[2 * i]), lo = nibble(text[2 * i + 1]);
     if (hi < 0 || lo < 0) return false;
-    out.push_back(static_cast<char>(hi << 4 | lo));
+    out[i] = static_cast<char>(hi << 4 | lo);
   }
   return true;
 }
 
 std::string EncodeByteaHex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + bytes.size() * 2);
+  std::string out(2 + bytes.size() * 2, '\0');
+  out[0] = '\\';
+  out[1] = 'x';
+  char* p = out.data() + 2;
   for (const unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 0x0F]);
+    *p++ = kHex[c >> 4];
+    *p++ = kHex[c & 0x0F];
   }
   return out;
 }

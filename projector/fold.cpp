@@ -177,25 +177,37 @@ struct PendingPoint {
 // The metric points of a chunk in record order, with their series identities.
 struct ChunkMetrics {
   std::vector<std::string> keys;  // cache keys, one per distinct identity in the chunk
-  std::map<std::string, size_t, std::less<>> index;
+  std::unordered_map<std::string, size_t> index;
   std::vector<std::array<std::string, 4>> identities;  // project, environment, name, labels
   std::vector<PendingPoint> points;
 };
 
+// A series' cache key: its identity as sent, each part length-prefixed (parts may hold any
+// byte). Labels in another order make another key for the same series, which only costs a
+// second cache entry; the identity stored is canonical.
+void AppendKeyPart(std::string& key, std::string_view part) {
+  const auto n = static_cast<uint32_t>(part.size());
+  key.append(reinterpret_cast<const char*>(&n), sizeof n);
+  key.append(part);
+}
+
 void AddMetrics(ChunkMetrics& chunk, const schema::WalRecord& rec, const schema::MetricBatch& m) {
-  const std::string project = Text(rec.project_id), environment = Text(rec.environment);
+  std::string key;
   for (const auto& p : m.points) {
-    std::array<std::string, 4> identity{project, environment, SanitizeText(p.name),
-                                        SanitizeJson(LabelsJson(p.labels))};
-    std::string key;
-    for (const auto& part : identity) {
-      key += part;
-      key.push_back('\0');  // sanitized: no part contains NUL
+    key.clear();
+    AppendKeyPart(key, rec.project_id);
+    AppendKeyPart(key, rec.environment);
+    AppendKeyPart(key, p.name);
+    for (const auto& [k, v] : p.labels) {
+      AppendKeyPart(key, k);
+      AppendKeyPart(key, v);
     }
-    auto [it, added] = chunk.index.try_emplace(std::move(key), chunk.keys.size());
-    if (added) {
-      chunk.keys.push_back(it->first);
-      chunk.identities.push_back(std::move(identity));
+    auto it = chunk.index.find(key);
+    if (it == chunk.index.end()) {
+      it = chunk.index.emplace(key, chunk.keys.size()).first;
+      chunk.keys.push_back(key);
+      chunk.identities.push_back({Text(rec.project_id), Text(rec.environment), SanitizeText(p.name),
+                                  SanitizeJson(LabelsJson(p.labels))});
     }
     chunk.points.push_back({it->second, p.timestamp.time_since_epoch().count(), p.value});
   }
