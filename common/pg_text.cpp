@@ -7,14 +7,16 @@ namespace {
 void AppendQuoted(std::string& out, const std::string& item) {
   out.push_back('"');
   // Runs without a quote or backslash (nearly everything) are copied whole.
-  size_t from = 0;
-  for (size_t at = item.find_first_of("\"\\"); at != std::string::npos;
-       at = item.find_first_of("\"\\", at + 1)) {
-    out.append(item, from, at - from);
-    out.push_back('\\');
-    from = at;
+  const char* run = item.data();
+  const char* const end = run + item.size();
+  for (const char* p = run; p != end; ++p) {
+    if (*p == '"' || *p == '\\') {
+      out.append(run, p);
+      out.push_back('\\');
+      run = p;
+    }
   }
-  out.append(item, from, std::string::npos);
+  out.append(run, end);
   out.push_back('"');
 }
 
