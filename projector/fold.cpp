@@ -512,15 +512,19 @@ void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t
                    std::to_string(seq)});
 }
 
-void AddObservation(Wave& w, Columns& placeholders, const schema::WalRecord& rec,
-                    const schema::ObservationEvent& o, const std::string& wal, uint64_t seq,
-                    std::set<TraceKey>& touched) {
+void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& chunk_traces,
+                    const schema::WalRecord& rec, const schema::ObservationEvent& o,
+                    const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
   const std::string project = Text(o.project_id.value_or(rec.project_id));
   const std::string environment = Text(o.environment.value_or(rec.environment));
   const std::string trace_id = o.trace_id.ToString();
-  touched.insert({project, trace_id});
-  placeholders.AddRow(
-      {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
+  const auto [key, added] = touched.insert({project, trace_id});
+  // A trace with an event of its own in this chunk needs no placeholder: the event creates the
+  // row as a placeholder replaced by it would end up, so the row is written once.
+  if (!chunk_traces.contains(*key)) {
+    placeholders.AddRow(
+        {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
+  }
   w.observations.AddRow({project,
                          o.id.ToString(),
                          trace_id,
@@ -573,9 +577,17 @@ void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
   txn.exec_prepared(statement, pqxx::prepare::make_dynamic_params(literals));
 }
 
-void ApplyWave(pqxx::work& txn, const Wave& w) {
+void ApplyWave(pqxx::work& txn, const Wave& w, std::set<TraceKey>& touched) {
   Exec(txn, "xtrace_upsert_traces", w.traces);
-  Exec(txn, "xtrace_upsert_observations", w.observations);
+  if (w.observations.empty()) return;
+  // An observation keeps the trace it was first recorded under, even when a later event names
+  // another: the UPDATE returns the stored trace of every row it changed, whose aggregates
+  // change too.
+  const auto literals = w.observations.Literals();
+  for (const auto& row : txn.exec_prepared("xtrace_upsert_observations",
+                                           pqxx::prepare::make_dynamic_params(literals))) {
+    touched.insert({row[0].c_str(), row[1].c_str()});
+  }
 }
 
 constexpr char kRefreshTraceAggregates[] = R"sql(
@@ -800,10 +812,6 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
 void PrepareFoldStatements(pqxx::connection& conn) {
   conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
   conn.prepare("xtrace_refresh_daily_traces", kRefreshDailyTraces);
-  conn.prepare("xtrace_observation_traces",
-               "SELECT o.project_id, o.trace_id::text FROM observations o "
-               "JOIN unnest($1::text[], $2::uuid[]) AS k(project_id, id) "
-               "ON o.project_id = k.project_id AND o.id = k.id");
   conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
   conn.prepare("xtrace_resolve_series", kResolveSeries);
   conn.prepare("xtrace_insert_points", kInsertPoints);
@@ -821,7 +829,8 @@ void PrepareFoldStatements(pqxx::connection& conn) {
                upsert(kTraceInput, kInsertTraces, kUpdateTraces, kUpdateTracesWhere));
   conn.prepare("xtrace_insert_placeholders", kInsertPlaceholders);
   conn.prepare("xtrace_upsert_observations", upsert(kObservationInput, kInsertObservations,
-                                                    kUpdateObservations, kUpdateObservationsWhere));
+                                                    kUpdateObservations, kUpdateObservationsWhere) +
+                                                 " RETURNING o.project_id, o.trace_id::text");
 }
 
 const int64_t* SeriesCache::Find(const std::string& key) const {
@@ -852,6 +861,14 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
   Columns placeholders{4};
   ChunkMetrics metrics_chunk;
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
+  std::set<TraceKey> chunk_traces;  // traces with an event of their own in this chunk
+  for (const auto& [seq, record] : records) {
+    if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events);
+        batch && batch->trace) {
+      chunk_traces.insert({Text(batch->trace->project_id.value_or(record->project_id)),
+                           batch->trace->id.ToString()});
+    }
+  }
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
     const size_t k = occurrences[key]++;
     if (k >= waves.size()) waves.resize(k + 1);
@@ -873,7 +890,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
         position = EventPosition(seq, i + 1);
         AddObservation(wave_for(observation_occurrences,
                                 {Text(o.project_id.value_or(record->project_id)), o.id.ToString()}),
-                       placeholders, *record, o, wal, position, touched);
+                       placeholders, chunk_traces, *record, o, wal, position, touched);
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
       AddMetrics(metrics_chunk, *record, *metrics);
@@ -881,22 +898,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
   }
   FoldMetrics(txn, metrics_chunk, series);
   Exec(txn, "xtrace_insert_placeholders", placeholders);
-  for (const auto& w : waves) ApplyWave(txn, w);
-
-  // An observation keeps the trace it was first recorded under, even when a later event names
-  // another: the trace whose aggregates change is the stored one.
-  if (!observation_occurrences.empty()) {
-    std::vector<std::string> projects, ids;
-    for (const auto& [key, n] : observation_occurrences) {
-      projects.push_back(key.project_id);
-      ids.push_back(key.trace_id);  // the observation id, in this map
-    }
-    for (const auto& row :
-         txn.exec_prepared("xtrace_observation_traces", common::PgTextArrayLiteral(projects),
-                           common::PgTextArrayLiteral(ids))) {
-      touched.insert({row[0].c_str(), row[1].c_str()});
-    }
-  }
+  for (const auto& w : waves) ApplyWave(txn, w, touched);
 }
 
 }  // namespace xtrace::projector

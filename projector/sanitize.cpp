@@ -3,6 +3,7 @@
 namespace xtrace::projector {
 
 std::string SanitizeText(std::string_view text) {
+  if (text.find('\0') == std::string_view::npos) return std::string(text);  // nearly always
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
@@ -16,6 +17,7 @@ std::string SanitizeText(std::string_view text) {
 }
 
 std::string SanitizeJson(std::string_view json) {
+  if (json.find("\\u0000") == std::string_view::npos) return std::string(json);  // nearly always
   std::string out;
   out.reserve(json.size());
   for (size_t i = 0; i < json.size(); ++i) {
