@@ -32,6 +32,7 @@ count() { psql "$db_url" -tAc "SELECT count(*) FROM $1"; }
 
 start_server "postgresql://postgres@127.0.0.1:1/none"
 wrk -t2 -c64 -d"${batch_seconds}s" -s tools/bench/batch.lua "http://127.0.0.1:$port/v1/l/batch" >/dev/null
+batch_records=$(status | json_field lastSequence)  # the trace records come first in the WAL
 if ((metrics_seconds > 0)); then
   wrk -t2 -c64 -d"${metrics_seconds}s" -s tools/bench/metrics.lua \
     "http://127.0.0.1:$port/v1/metrics/batch" >/dev/null
@@ -41,8 +42,10 @@ kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
 start=$(date +%s.%N)
 start_server "$db_url"
+batch_done=
 while :; do  # one status request per half second: polling must not compete with the projector
   projected=$(status | json_field projectedSequence)
+  [[ -z "$batch_done" && "${projected:-0}" -ge "$batch_records" ]] && batch_done=$(date +%s.%N)
   [[ "${projected:-0}" -ge "$records" ]] && break
   sleep 0.5
 done
@@ -61,12 +64,30 @@ psql "$db_url" -q -c "\\copy traces TO '$work/traces.copy'" \
 psql "$db_url" -qc "TRUNCATE traces, observations, metric_points"
 copy_start=$(date +%s.%N)
 psql "$db_url" -q -c "\\copy traces FROM '$work/traces.copy'" \
-  -c "\\copy observations ($obs_columns) FROM '$work/observations.copy'" \
-  -c "\\copy metric_points FROM '$work/points.copy'"
-copy=$(echo "$(date +%s.%N) - $copy_start" | bc)
+  -c "\\copy observations ($obs_columns) FROM '$work/observations.copy'"
+copy_points_start=$(date +%s.%N)
+psql "$db_url" -q -c "\\copy metric_points FROM '$work/points.copy'"
+copy_end=$(date +%s.%N)
+copy=$(echo "$copy_end - $copy_start" | bc)
 
 echo "| WAL records | traces | observations | metric points | projector drain s | projector rows/s | raw COPY s | raw COPY rows/s | projector / COPY |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '| %d | %d | %d | %d | %.1f | %.0f | %.1f | %.0f | %.2f |\n' "$records" "$traces" "$observations" \
   "$points" "$drain" "$(echo "$rows / $drain" | bc -l)" "$copy" "$(echo "$rows / $copy" | bc -l)" \
   "$(echo "$copy / $drain" | bc -l)"
+# Per part: the trace records come first in the WAL, so the time until the projector passed the
+# last of them (to the half second of polling) is the traces + observations part.
+batch_s=$(echo "${batch_done:-$start} - $start" | bc)
+metrics_s=$(echo "$drain - $batch_s" | bc)
+copy_batch=$(echo "$copy_points_start - $copy_start" | bc)
+copy_points=$(echo "$copy_end - $copy_points_start" | bc)
+part() {  # part NAME ROWS PROJECTOR_S COPY_S
+  printf '| %s | %d | %.1f | %.0f | %.1f | %.0f | %.2f |\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)" \
+    "$4" "$(echo "$2 / $4" | bc -l)" "$(echo "$4 / $3" | bc -l)"
+}
+echo
+echo "| part | rows | projector s | projector rows/s | raw COPY s | raw COPY rows/s | projector / COPY |"
+echo "|---|---|---|---|---|---|---|"
+part "traces + observations" "$((traces + observations))" "$batch_s" "$copy_batch"
+((points > 0)) && part "metric points" "$points" "$metrics_s" "$copy_points"
+true
