@@ -223,23 +223,37 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
 
   const std::string count_sql = "SELECT count(*) FROM traces t WHERE " + where;
   const char* direction = p.order_desc ? " DESC" : " ASC";
+  const std::string order = " ORDER BY " + p.order_column + direction + ", t.id" + direction;
   std::vector<Param> page_args = args;
   page_args.push_back(std::to_string(p.limit));
   page_args.push_back(std::to_string((p.page - 1) * p.limit));
-  const std::string page_sql = std::string("SELECT") + kTraceColumns +
-                               ", ARRAY(SELECT o.id::text FROM observations o"
-                               "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
-                               "        ORDER BY o.start_time NULLS LAST, o.id)"
-                               " FROM traces t WHERE " +
-                               where + " ORDER BY " + p.order_column + direction + ", t.id" +
-                               direction + " LIMIT $" + std::to_string(args.size() + 1) +
-                               "::int8 OFFSET $" + std::to_string(args.size() + 2) + "::int8";
+  // The page's keys first, then its rows: skipping OFFSET rows then reads only the index (for
+  // the default order, an index-only scan), and the full rows of just this page are fetched.
+  const std::string page_sql =
+      "WITH page AS MATERIALIZED (SELECT t.project_id, t.id FROM traces t WHERE " + where + order +
+      " LIMIT $" + std::to_string(args.size() + 1) + "::int8 OFFSET $" +
+      std::to_string(args.size() + 2) +
+      "::int8) "
+      "SELECT" +
+      kTraceColumns +
+      ", ARRAY(SELECT o.id::text FROM observations o"
+      "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
+      "        ORDER BY o.start_time NULLS LAST, o.id)"
+      " FROM page JOIN traces t ON t.project_id = page.project_id AND t.id = page.id" +
+      order;
+  std::string count_key = where;
+  for (const auto& a : args) count_key += '\0' + a.value_or("\x01");
+  // The first page always counts (and refreshes the count); later pages reuse it.
+  const std::optional<int64_t> cached_total =
+      p.page > 1 ? CachedCount(count_key) : std::optional<int64_t>();
 
   int64_t total = 0;
   json::array data;
   auto failed = pool_.Run([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);
-    total = txn.exec_params1(count_sql, pqxx::prepare::make_dynamic_params(args))[0].as<int64_t>();
+    total = cached_total ? *cached_total
+                         : txn.exec_params1(count_sql, pqxx::prepare::make_dynamic_params(args))[0]
+                               .as<int64_t>();
     for (const auto& row :
          txn.exec_params(page_sql, pqxx::prepare::make_dynamic_params(page_args))) {
       json::object item = TraceObject(row);
@@ -259,6 +273,7 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
     }
   });
   if (failed) return *failed;
+  if (!cached_total) RememberCount(count_key, total);
 
   json::object body;
   body["data"] = std::move(data);
@@ -267,6 +282,21 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
                   {"totalItems", total},
                   {"totalPages", (total + p.limit - 1) / p.limit}};
   return common::ApiResponse::Json(common::SerializeJson(body));
+}
+
+std::optional<int64_t> TraceQueries::CachedCount(const std::string& key) {
+  std::lock_guard lock(counts_mu_);
+  const auto it = counts_.find(key);
+  if (it == counts_.end() || std::chrono::steady_clock::now() - it->second.second > kCountReuse) {
+    return std::nullopt;
+  }
+  return it->second.first;
+}
+
+void TraceQueries::RememberCount(const std::string& key, int64_t count) {
+  std::lock_guard lock(counts_mu_);
+  if (counts_.size() >= kMaxCachedCounts) counts_.clear();  // bounded; recounting is only slower
+  counts_[key] = {count, std::chrono::steady_clock::now()};
 }
 
 common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id) {

@@ -1,9 +1,13 @@
 #pragma once
 // GET /api/public/traces and GET /api/public/traces/{traceId}, in the reference's JSON shapes.
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/api.hpp"
@@ -42,8 +46,19 @@ class TraceQueries {
   common::Result<common::ApiResponse> Get(std::string_view trace_id);
 
  private:
+  // totalItems is an exact COUNT(*). The first page of a filter set always counts; later pages
+  // reuse that count for up to kCountReuse, so paging through a large listing counts once, not
+  // once per page.
+  static constexpr std::chrono::milliseconds kCountReuse{5000};
+  static constexpr size_t kMaxCachedCounts = 1024;
+  std::optional<int64_t> CachedCount(const std::string& key);
+  void RememberCount(const std::string& key, int64_t count);
+
   ConnectionPool& pool_;
   const std::string project_id_;
+  std::mutex counts_mu_;
+  std::unordered_map<std::string, std::pair<int64_t, std::chrono::steady_clock::time_point>>
+      counts_;
 };
 
 }  // namespace xtrace::query

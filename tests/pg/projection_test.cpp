@@ -331,6 +331,19 @@ TEST_F(ProjectionTest, QueriesReadTheProjection) {
   EXPECT_EQ(page2["data"].as_array()[0].at("userId"), "alice");
   EXPECT_EQ(page2["meta"].at("totalPages").as_int64(), 2);
 
+  // totalItems: later pages reuse the count of the filter set's first page (for a few seconds);
+  // a first page always counts afresh.
+  auto first = list("limit=1");
+  EXPECT_EQ(first["meta"].at("totalItems").as_int64(), 2);
+  Ingest(
+      R"({"trace":{"id":"33333333-3333-4333-8333-333333333333","timestamp":"2025-12-01T00:00:00Z"}})");
+  WaitProjected();
+  EXPECT_EQ(list("limit=1&page=2")["meta"].at("totalItems").as_int64(), 2);  // reused
+  EXPECT_EQ(list("limit=1&page=3")["data"].as_array().size(), 1u);           // rows are current
+  EXPECT_EQ(list("limit=1")["meta"].at("totalItems").as_int64(), 3);
+  EXPECT_EQ(list("limit=1&page=2")["meta"].at("totalItems").as_int64(), 3);
+  EXPECT_EQ(list("limit=1&page=2&userId=bob")["meta"].at("totalItems").as_int64(), 1);  // own key
+
   // Ordering with the id tie-breaker, fields suppression.
   auto by_name = list("orderBy=userId.asc");
   EXPECT_EQ(by_name["data"].as_array()[0].at("userId"), "alice");
