@@ -764,13 +764,9 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
                     common::PgTextArrayLiteral(sketches));
 }
 
-uint64_t RebuildRollupsIfMissing(pqxx::connection& conn) {
-  pqxx::work txn(conn);
-  const auto missing = txn.exec1(
-      "SELECT EXISTS (SELECT 1 FROM metric_points) AND NOT EXISTS (SELECT 1 FROM metric_rollups)");
-  if (!missing[0].as<bool>()) return 0;
-  // Pages in key order, so that memory stays bounded whatever the table's size; one transaction,
-  // so that a crash leaves no half-built rollups (the next start begins again).
+uint64_t RebuildRollups(pqxx::work& txn) {
+  txn.exec0("TRUNCATE metric_rollups");
+  // Pages in key order, so that memory stays bounded whatever the table's size.
   constexpr int kPage = 100000;
   uint64_t total = 0;
   int64_t after_series = INT64_MIN, after_us = 0;  // before every real key
@@ -790,7 +786,46 @@ uint64_t RebuildRollupsIfMissing(pqxx::connection& conn) {
     MergeIntoRollups(txn, page);
     total += page.size();
   }
+  return total;
+}
+
+uint64_t RebuildRollupsIfMissing(pqxx::connection& conn) {
+  pqxx::work txn(conn);
+  const auto missing = txn.exec1(
+      "SELECT EXISTS (SELECT 1 FROM metric_points) AND NOT EXISTS (SELECT 1 FROM metric_rollups)");
+  if (!missing[0].as<bool>()) return 0;
+  // One transaction, so that a crash leaves no half-built rollups (the next start begins again).
+  const uint64_t total = RebuildRollups(txn);
   txn.commit();
+  return total;
+}
+
+uint64_t RefreshAllTraces(pqxx::connection& conn, size_t page) {
+  {
+    // From scratch: a trace's refresh subtracts its stored contribution and adds the fresh one,
+    // so rows that were never maintained (a bulk load) or drifted are made exact again.
+    pqxx::work txn(conn);
+    txn.exec0("TRUNCATE trace_usage, trace_model_usage, daily_traces, daily_models");
+    txn.commit();
+  }
+  uint64_t total = 0;
+  std::string after_project, after_id = "00000000-0000-0000-0000-000000000000";
+  for (;;) {
+    pqxx::work txn(conn);
+    std::set<TraceKey> keys;
+    for (const auto& row : txn.exec_params(
+             "SELECT project_id, id::text FROM traces WHERE (project_id, id) > ($1, $2::uuid) "
+             "ORDER BY project_id, id LIMIT $3",
+             after_project, after_id, page)) {
+      keys.insert({row[0].c_str(), row[1].c_str()});
+      after_project = row[0].c_str();
+      after_id = row[1].c_str();
+    }
+    if (keys.empty()) break;
+    RefreshTraceAggregates(txn, keys);
+    txn.commit();
+    total += keys.size();
+  }
   return total;
 }
 

@@ -73,9 +73,17 @@ struct InsertedPoint {
 // in C++. Feed it only points just inserted, so that nothing is counted twice.
 void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points);
 
-// Rebuilds metric_rollups from metric_points, in one transaction, when points exist but no
-// rollups do: after the migration that changed the rollup layout, or a manual TRUNCATE. Returns
-// the number of points folded (0 when nothing was missing).
+// Empties metric_rollups and rebuilds them from metric_points within txn, reading the points in
+// pages (memory stays bounded). Returns the number of points folded.
+uint64_t RebuildRollups(pqxx::work& txn);
+
+// RebuildRollups in its own transaction, when points exist but no rollups do: after the
+// migration that changed the rollup layout, or a manual TRUNCATE. Returns the number of points
+// folded (0 when nothing was missing).
 uint64_t RebuildRollupsIfMissing(pqxx::connection& conn);
+
+// Recomputes every trace's derived data (aggregates, daily usage rollups) from the base tables,
+// in transactions of `page` traces; safe beside a running projector. Returns the traces done.
+uint64_t RefreshAllTraces(pqxx::connection& conn, size_t page = 5000);
 
 }  // namespace xtrace::projector

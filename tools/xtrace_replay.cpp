@@ -55,21 +55,56 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// --derived: every rollup and aggregate recomputed from the base tables, e.g. after a bulk load
+// that wrote traces, observations or points directly.
+int RefreshDerived(const std::string& database_url) {
+  try {
+    pqxx::connection conn(database_url);
+    projector::ApplyMigrations(conn);
+    projector::PrepareFoldStatements(conn);
+    const auto started = std::chrono::steady_clock::now();
+    uint64_t points = 0;
+    {
+      pqxx::work txn(conn);
+      points = projector::RebuildRollups(txn);
+      txn.commit();
+    }
+    const uint64_t traces = projector::RefreshAllTraces(conn);
+    std::printf("derived data recomputed from %llu traces and %llu metric points in %.1f s\n",
+                static_cast<unsigned long long>(traces), static_cast<unsigned long long>(points),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    return 0;
+  } catch (const std::exception& e) {
+    return Fail(std::string("recomputing derived data failed: ") + e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"xtrace-replay: re-project retained WAL records into PostgreSQL"};
   std::string wal_dir, database_url;
   uint64_t from = 0, to = 0;
-  bool rebuild = false, dry_run = false;
-  app.add_option("--wal-dir", wal_dir, "WAL directory (XTRACE_WAL_DIR of the server)")->required();
+  bool rebuild = false, dry_run = false, derived = false;
+  app.add_option("--wal-dir", wal_dir, "WAL directory (XTRACE_WAL_DIR of the server)");
   app.add_option("--database-url", database_url, "PostgreSQL URL (DATABASE_URL of the server)");
   auto* from_opt = app.add_option("--from-seq", from, "first sequence to replay");
   auto* to_opt = app.add_option("--to-seq", to, "last sequence to replay");
   app.add_flag("--rebuild", rebuild,
                "empty the projections, then rebuild them from every retained record");
   app.add_flag("--dry-run", dry_run, "decode and count only; no database needed");
+  app.add_flag("--derived", derived,
+               "recompute the derived data (trace aggregates, daily usage and metric step "
+               "rollups) from the stored traces, observations and points; no WAL needed");
   CLI11_PARSE(app, argc, argv);
+  if (derived) {
+    if (database_url.empty()) return Fail("--derived needs --database-url");
+    if (rebuild || dry_run || !wal_dir.empty()) {
+      return Fail("--derived works on the database alone; it takes no WAL options");
+    }
+    return RefreshDerived(database_url);
+  }
+  if (wal_dir.empty()) return Fail("--wal-dir is required (or --derived)");
   if (rebuild && (from_opt->count() > 0 || to_opt->count() > 0)) {
     return Fail("--rebuild replays the whole retained log; it takes no range");
   }
