@@ -623,14 +623,15 @@ fresh AS (
   FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id),
 inserted AS (INSERT INTO trace_usage SELECT * FROM fresh),
 delta AS (
-  SELECT project_id, environment, day, dims, sum(n) AS n, sum(count_observations) AS obs,
-         sum(total_cost) AS cost
+  SELECT project_id, environment, day, COALESCE(dims, '{}') AS dims, sum(n) AS n,
+         sum(count_observations) AS obs, sum(total_cost) AS cost
   FROM (SELECT project_id, environment, day, dims, 1 AS n, count_observations, total_cost
         FROM fresh
         UNION ALL
         SELECT project_id, environment, day, dims, -1, -count_observations, -total_cost
         FROM old) AS d
-  GROUP BY project_id, environment, day, dims)
+  -- Each delta also goes to the day's total row (dims '{}'), which unfiltered queries read.
+  GROUP BY GROUPING SETS ((project_id, environment, day, dims), (project_id, environment, day)))
 INSERT INTO daily_traces AS r (project_id, environment, day, dims, count_traces,
                                count_observations, total_cost)
 SELECT project_id, environment, day, dims, n, obs, cost FROM delta
@@ -663,7 +664,8 @@ fresh AS (
            t.name, t.user_id, t.version, t.release, t.tags),
 inserted AS (INSERT INTO trace_model_usage SELECT * FROM fresh),
 delta AS (
-  SELECT project_id, environment, day, dims, model, sum(n) AS n, sum(count_observations) AS obs,
+  SELECT project_id, environment, day, COALESCE(dims, '{}') AS dims, model, sum(n) AS n,
+         sum(count_observations) AS obs,
          sum(input_usage) AS input, sum(output_usage) AS output, sum(total_usage) AS total,
          sum(total_cost) AS cost
   FROM (SELECT project_id, environment, day, dims, model, 1 AS n, count_observations,
@@ -671,7 +673,8 @@ delta AS (
         UNION ALL
         SELECT project_id, environment, day, dims, model, -1, -count_observations,
                -input_usage, -output_usage, -total_usage, -total_cost FROM old) AS d
-  GROUP BY project_id, environment, day, dims, model)
+  GROUP BY GROUPING SETS ((project_id, environment, day, dims, model),
+                          (project_id, environment, day, model)))
 INSERT INTO daily_models AS r (project_id, environment, day, dims, model, count_traces,
                                count_observations, input_usage, output_usage, total_usage,
                                total_cost)

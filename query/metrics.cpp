@@ -280,6 +280,7 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
   std::string where =
       "project_id = $1 AND day >= ($2::timestamptz AT TIME ZONE 'UTC')::date"
       " AND day <= ($3::timestamptz AT TIME ZONE 'UTC')::date";
+  bool dims_filtered = false;
   for (auto [param, key] : {std::pair{"traceName", "name"},
                             {"userId", "userId"},
                             {"version", "version"},
@@ -289,6 +290,7 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
     if (*v) {
       args.push_back(**v);
       where += std::string(" AND dims->>'") + key + "' = $" + std::to_string(args.size());
+      dims_filtered = true;
     }
   }
   if (const auto tags = params->All("tags"); !tags.empty()) {
@@ -296,11 +298,15 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
     for (const auto& t : tags) list.emplace_back(json::string(t));
     args.push_back(json::serialize(json::object{{"tags", list}}));
     where += " AND dims @> $" + std::to_string(args.size()) + "::jsonb";
+    dims_filtered = true;
   }
   if (const auto envs = params->All("environment"); !envs.empty()) {
     args.push_back(common::PgTextArrayLiteral(envs));
     where += " AND environment = ANY($" + std::to_string(args.size()) + "::text[])";
   }
+  // Without a filter on the traces' dimensions, the days' total rows answer (a few per day);
+  // with one, the per-dimension rows, which exclude the totals.
+  where += dims_filtered ? " AND dims <> '{}'" : " AND dims = '{}'";
 
   int64_t total = 0;
   json::array data;
