@@ -149,17 +149,9 @@ struct RollupCell {
   }
 };
 
-// Numbers of result rows, parsed without pqxx's locale-aware stream conversion (which showed in
-// profiles of metric catch-up). PostgreSQL prints float8 in shortest round-trip form.
 template <class Number>
 Number Parse(const pqxx::field& f) {
-  Number v{};
-  const char* text = f.c_str();
-  const auto [end, ec] = std::from_chars(text, text + f.size(), v);
-  if (ec != std::errc() || end != text + f.size()) {
-    throw std::runtime_error(std::string("unexpected number from PostgreSQL: ") + text);
-  }
-  return v;
+  return common::ParsePgNumber<Number>(std::string_view(f.c_str(), f.size()));
 }
 
 std::string Decimal(double v) {

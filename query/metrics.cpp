@@ -17,6 +17,7 @@
 #include <cctype>
 #include <map>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace xtrace::query {
 
@@ -144,7 +145,7 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
         txn.exec_params(std::string(R"sql(
 SELECT s.labels::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, r.count, r.sum, r.min,
        r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, )sql") +
-                            (percentile ? "r.sketch" : "NULL") + R"sql(
+                            (percentile ? "r.sketch" : "NULL") + R"sql(, s.id
 FROM metric_series s
 JOIN metric_rollups r ON r.series_id = s.id
 WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
@@ -156,34 +157,42 @@ LIMIT $7)sql",
                         common::FormatRfc3339(common::TimePoint(common::Micros(first_bucket_us))),
                         common::FormatRfc3339(p.to), kMaxRows + 1);
     if (rows.size() > static_cast<size_t>(kMaxRows)) truncated = true;
+    // A series' labels are parsed once, not once per bucket row.
+    std::unordered_map<int64_t, std::pair<json::object, std::map<int64_t, Cell>>*> group_of;
+    const auto number = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
     size_t n = 0;
+    std::string bytes;
     for (const auto& row : rows) {
       if (++n > static_cast<size_t>(kMaxRows)) break;
-      const json::object labels = json::parse(row[0].c_str()).as_object();
-      json::object key_labels;
-      if (p.group_by) {
-        const auto* v = labels.if_contains(*p.group_by);
-        key_labels[*p.group_by] = v != nullptr ? *v : json::value(nullptr);
-      } else {
-        key_labels = labels;
+      auto& group_ptr = group_of[common::ParsePgNumber<int64_t>(number(row[9]))];
+      if (group_ptr == nullptr) {
+        const json::object labels = json::parse(row[0].c_str()).as_object();
+        json::object key_labels;
+        if (p.group_by) {
+          const auto* v = labels.if_contains(*p.group_by);
+          key_labels[*p.group_by] = v != nullptr ? *v : json::value(nullptr);
+        } else {
+          key_labels = labels;
+        }
+        group_ptr = &groups[SortedJson(key_labels)];
+        if (group_ptr->first.empty()) group_ptr->first = key_labels;
       }
-      auto& group = groups[SortedJson(key_labels)];
-      if (group.first.empty()) group.first = key_labels;
-      const int64_t bucket = row[1].as<int64_t>();
+      const int64_t bucket = common::ParsePgNumber<int64_t>(number(row[1]));
       latest_us = std::max(latest_us, bucket);
-      Cell& cell = group.second[bucket];
-      const auto count = row[2].as<uint64_t>();
-      const double lo = row[4].as<double>(), hi = row[5].as<double>();
+      Cell& cell = group_ptr->second[bucket];
+      const auto count = common::ParsePgNumber<uint64_t>(number(row[2]));
+      const double lo = common::ParsePgNumber<double>(number(row[4]));
+      const double hi = common::ParsePgNumber<double>(number(row[5]));
       cell.min = cell.count == 0 ? lo : std::min(cell.min, lo);
       cell.max = cell.count == 0 ? hi : std::max(cell.max, hi);
       cell.count += count;
-      cell.sum += row[3].as<double>();
-      if (row[7].as<int64_t>() > cell.last_us) {
-        cell.last_us = row[7].as<int64_t>();
-        cell.last = row[6].as<double>();
+      cell.sum += common::ParsePgNumber<double>(number(row[3]));
+      if (const auto last_us = common::ParsePgNumber<int64_t>(number(row[7]));
+          last_us > cell.last_us) {
+        cell.last_us = last_us;
+        cell.last = common::ParsePgNumber<double>(number(row[6]));
       }
       if (percentile) {
-        std::string bytes;
         if (!common::DecodeByteaHex(row[8].c_str(), bytes) || !cell.sketch.MergeEncoded(bytes)) {
           throw std::runtime_error("metric_rollups holds a sketch this build cannot read");
         }

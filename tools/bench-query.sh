@@ -97,9 +97,11 @@ echo "| 30d at 1h, avg, group_by host | $(raw_time "$raw30") |"
 echo
 json_of "$q30&agg=avg" >"$work/avg.json"
 json_of "$q24&agg=p99" >"$work/p99.json"
-psql "$db_url" -qAt -v avg="$(cat "$work/avg.json")" -v p99="$(cat "$work/p99.json")" <<SQL
+psql "$db_url" -qAt <<SQL
+\\set avg \`cat $work/avg.json\`
+\\set p99 \`cat $work/p99.json\`
 WITH api AS (
-  SELECT d->'labels'->>'host' AS host, (v->>'ts')::timestamptz AS b, (v->>'value')::float8 AS value
+  SELECT d->'labels'->>'host' AS host, (v->>'timestamp')::timestamptz AS b, (v->>'value')::float8 AS value
   FROM jsonb_array_elements((:'avg')::jsonb->'data') AS d, jsonb_array_elements(d->'values') AS v),
 raw AS (
   SELECT s.labels->>'host' AS host, date_bin('1 hour', p.ts, 'epoch') AS b, avg(p.value) AS value
@@ -110,7 +112,7 @@ SELECT 'avg 30d@1h group_by host: ' || count(*) || ' buckets compared, ' ||
        ' differ (max |diff| ' || coalesce(max(abs(api.value - raw.value)), 0) || ')'
 FROM api LEFT JOIN raw USING (host, b);
 WITH api AS (
-  SELECT d->'labels' AS labels, (v->>'ts')::timestamptz AS b, (v->>'value')::float8 AS value
+  SELECT d->'labels' AS labels, (v->>'timestamp')::timestamptz AS b, (v->>'value')::float8 AS value
   FROM jsonb_array_elements((:'p99')::jsonb->'data') AS d, jsonb_array_elements(d->'values') AS v),
 ranked AS (
   SELECT s.labels, date_bin('1 minute', p.ts, 'epoch') AS b, p.value,
