@@ -241,10 +241,6 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
                    });
   std::vector<InsertedPoint> candidates;  // deduplicated, in key order
   candidates.reserve(chunk.points.size());
-  std::vector<std::string> series, times, values;
-  series.reserve(chunk.points.size());
-  times.reserve(chunk.points.size());
-  values.reserve(chunk.points.size());
   for (size_t i = 0; i < chunk.points.size(); ++i) {
     const auto& p = chunk.points[i];
     if (i > 0 && ids[chunk.points[i - 1].series] == ids[p.series] &&
@@ -252,9 +248,6 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
       continue;
     }
     candidates.push_back({ids[p.series], p.ts_us, p.value});
-    series.push_back(std::to_string(ids[p.series]));
-    times.push_back(std::to_string(p.ts_us));
-    values.push_back(Decimal(p.value));
   }
   // The common case is that every point is new: then a plain COPY straight into metric_points,
   // the bulk path PostgreSQL makes cheapest (multi-row heap inserts, no ON CONFLICT speculation,
@@ -286,6 +279,12 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
   if (all_new) {
     inserted = std::move(candidates);
   } else {
+    std::vector<std::string> series, times, values;
+    for (const auto& p : candidates) {
+      series.push_back(std::to_string(p.series_id));
+      times.push_back(std::to_string(p.ts_us));
+      values.push_back(Decimal(p.value));
+    }
     inserted.reserve(candidates.size());
     for (const auto& row :
          txn.exec_prepared("xtrace_insert_points", common::PgTextArrayLiteral(series),

@@ -137,25 +137,48 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
   std::map<std::string, std::pair<json::object, std::map<int64_t, Cell>>> groups;
   int64_t latest_us = INT64_MIN;
   bool truncated = false;
-  // Bounded work: at most the newest kMaxRows rollup rows are read.
+  // Bounded work: at most the newest kMaxRows rows (rollup rows, or group and bucket rows) are
+  // read.
   constexpr int kMaxRows = 200000;
   auto failed = pool_.Run([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);
-    const auto rows =
-        txn.exec_params(std::string(R"sql(
+    // Percentiles need every row's sketch, merged in C++. The other aggregates are combined per
+    // group and bucket in SQL, so only one row per output point comes back (the series of a
+    // group_by would otherwise multiply the rows to transfer and fold).
+    const std::string per_row = R"sql(
 SELECT s.labels::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, r.count, r.sum, r.min,
-       r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, )sql") +
-                            (percentile ? "r.sketch" : "NULL") + R"sql(, s.id
+       r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, r.sketch, s.id
 FROM metric_series s
 JOIN metric_rollups r ON r.series_id = s.id
 WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
   AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
   AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
 ORDER BY r.bucket DESC
-LIMIT $7)sql",
-                        project_id_, p.name, p.labels_json, p.step_seconds,
-                        common::FormatRfc3339(common::TimePoint(common::Micros(first_bucket_us))),
-                        common::FormatRfc3339(p.to), kMaxRows + 1);
+LIMIT $7)sql";
+    // The last value of a group's bucket is that of its latest point; on a tie, the lowest
+    // series id's.
+    const std::string grouped = R"sql(
+SELECT g.key::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, sum(r.count)::int8,
+       sum(r.sum), min(r.min), max(r.max), (array_agg(r.last ORDER BY r.last_ts DESC, s.id))[1],
+       (EXTRACT(EPOCH FROM max(r.last_ts)) * 1000000)::int8, NULL, min(s.id)
+FROM metric_series s
+CROSS JOIN LATERAL (SELECT CASE WHEN $8::text IS NULL THEN s.labels
+                                ELSE jsonb_build_object($8::text, s.labels -> $8::text) END) AS g(key)
+JOIN metric_rollups r ON r.series_id = s.id
+WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
+  AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
+  AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
+GROUP BY g.key, r.bucket
+ORDER BY r.bucket DESC
+LIMIT $7)sql";
+    const std::string from_text =
+        common::FormatRfc3339(common::TimePoint(common::Micros(first_bucket_us)));
+    const std::string to_text = common::FormatRfc3339(p.to);
+    const auto rows =
+        percentile ? txn.exec_params(per_row, project_id_, p.name, p.labels_json, p.step_seconds,
+                                     from_text, to_text, kMaxRows + 1)
+                   : txn.exec_params(grouped, project_id_, p.name, p.labels_json, p.step_seconds,
+                                     from_text, to_text, kMaxRows + 1, p.group_by);
     if (rows.size() > static_cast<size_t>(kMaxRows)) truncated = true;
     // A series' labels are parsed once, not once per bucket row.
     std::unordered_map<int64_t, std::pair<json::object, std::map<int64_t, Cell>>*> group_of;

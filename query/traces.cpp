@@ -221,7 +221,17 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
     where += " AND t.environment = ANY($" + std::to_string(args.size()) + "::text[])";
   }
 
-  const std::string count_sql = "SELECT count(*) FROM traces t WHERE " + where;
+  // Without filters beyond environment, the count is the sum of the daily rollup's per-day
+  // total rows, which the projector keeps in the transactions that change the traces: exact,
+  // and a few rows per day instead of a scan of every trace. Otherwise COUNT(*) over the
+  // filters' index.
+  const bool only_environment = !p.user_id && !p.name && !p.session_id && !p.version &&
+                                !p.release && !p.from && !p.to && p.tags.empty();
+  const std::string count_sql =
+      only_environment ? "SELECT COALESCE(sum(count_traces), 0)::int8 FROM daily_traces t WHERE "
+                         "t.dims = '{}' AND " +
+                             where
+                       : "SELECT count(*) FROM traces t WHERE " + where;
   const char* direction = p.order_desc ? " DESC" : " ASC";
   const std::string order = " ORDER BY " + p.order_column + direction + ", t.id" + direction;
   std::vector<Param> page_args = args;

@@ -326,6 +326,8 @@ TEST_F(ProjectionTest, QueriesReadTheProjection) {
   EXPECT_EQ(list("tags=prod&tags=x")["data"].as_array().size(), 1u);
   EXPECT_EQ(list("tags=prod")["data"].as_array().size(), 2u);
   EXPECT_EQ(list("environment=prod&environment=qa")["data"].as_array().size(), 1u);
+  EXPECT_EQ(list("environment=prod&environment=qa")["meta"].at("totalItems").as_int64(), 1);
+  EXPECT_EQ(list("environment=default")["meta"].at("totalItems").as_int64(), 1);
   EXPECT_EQ(list("name=nope")["data"].as_array().size(), 0u);
   auto page2 = list("limit=1&page=2");
   EXPECT_EQ(page2["data"].as_array()[0].at("userId"), "alice");
