@@ -41,8 +41,10 @@ std::string SortedJson(const json::object& o) {
   return json::serialize(out);
 }
 
+// One output point: the rollup rows (series) merged into it, with the fields its aggregate uses.
 struct Cell {
-  uint64_t count = 0;
+  uint64_t count = 0;   // rollup rows merged
+  uint64_t points = 0;  // metric points (avg, sum)
   double sum = 0, min = 0, max = 0, last = 0;
   int64_t last_us = INT64_MIN;
   common::Sketch sketch;
@@ -125,8 +127,6 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
   auto parsed = ParseMetricQueryParams(request.query, now);
   if (!parsed) return parsed.error();
   const MetricQueryParams& p = *parsed;
-  const bool percentile =
-      p.agg == Aggregate::kP50 || p.agg == Aggregate::kP90 || p.agg == Aggregate::kP99;
   // Buckets whose start lies in [from floored to the step, to].
   const int64_t from_us = p.from.time_since_epoch().count();
   const int64_t step_us = p.step_seconds * 1000000;
@@ -137,88 +137,106 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
   std::map<std::string, std::pair<json::object, std::map<int64_t, Cell>>> groups;
   int64_t latest_us = INT64_MIN;
   bool truncated = false;
-  // Bounded work: at most the newest kMaxRows rows (rollup rows, or group and bucket rows) are
-  // read.
+  // Bounded work: at most the newest kMaxRows rollup rows are read.
   constexpr int kMaxRows = 200000;
   auto failed = pool_.Run([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);
-    // Percentiles need every row's sketch, merged in C++. The other aggregates are combined per
-    // group and bucket in SQL, so only one row per output point comes back (the series of a
-    // group_by would otherwise multiply the rows to transfer and fold).
-    const std::string per_row = R"sql(
-SELECT s.labels::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, r.count, r.sum, r.min,
-       r.max, r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, r.sketch, s.id
-FROM metric_series s
-JOIN metric_rollups r ON r.series_id = s.id
-WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
-  AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
-  AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
-ORDER BY r.bucket DESC
-LIMIT $7)sql";
-    // The last value of a group's bucket is that of its latest point; on a tie, the lowest
-    // series id's.
-    const std::string grouped = R"sql(
-SELECT g.key::text, (EXTRACT(EPOCH FROM r.bucket) * 1000000)::int8, sum(r.count)::int8,
-       sum(r.sum), min(r.min), max(r.max), (array_agg(r.last ORDER BY r.last_ts DESC, s.id))[1],
-       (EXTRACT(EPOCH FROM max(r.last_ts)) * 1000000)::int8, NULL, min(s.id)
-FROM metric_series s
-CROSS JOIN LATERAL (SELECT CASE WHEN $8::text IS NULL THEN s.labels
-                                ELSE jsonb_build_object($8::text, s.labels -> $8::text) END) AS g(key)
-JOIN metric_rollups r ON r.series_id = s.id
-WHERE s.project_id = $1 AND s.environment = 'default' AND s.name = $2
-  AND ($3::jsonb IS NULL OR s.labels @> $3::jsonb)
-  AND r.step = $4 AND r.bucket >= $5::timestamptz AND r.bucket <= $6::timestamptz
-GROUP BY g.key, r.bucket
-ORDER BY r.bucket DESC
-LIMIT $7)sql";
+    // The matching series and their labels first, then their rollup rows by id: the labels are
+    // rendered and parsed once per series, not once per bucket.
+    std::unordered_map<int64_t, std::pair<json::object, std::map<int64_t, Cell>>*> group_of;
+    std::vector<std::string> ids;
+    for (const auto& s : txn.exec_params(
+             "SELECT id, labels::text FROM metric_series WHERE project_id = $1 AND "
+             "environment = 'default' AND name = $2 AND ($3::jsonb IS NULL OR labels @> $3::jsonb)",
+             project_id_, p.name, p.labels_json)) {
+      const json::object labels = json::parse(s[1].c_str()).as_object();
+      json::object key_labels;
+      if (p.group_by) {
+        const auto* v = labels.if_contains(*p.group_by);
+        key_labels[*p.group_by] = v != nullptr ? *v : json::value(nullptr);
+      } else {
+        key_labels = labels;
+      }
+      auto* group = &groups[SortedJson(key_labels)];
+      if (group->first.empty()) group->first = key_labels;
+      group_of[s[0].as<int64_t>()] = group;
+      ids.emplace_back(s[0].c_str());
+    }
+    if (ids.empty()) return;
+    const int64_t buckets = (p.to.time_since_epoch().count() - first_bucket_us) / step_us + 1;
+    const bool bounded = static_cast<int64_t>(ids.size()) * buckets <= kMaxRows;
+    // Only the columns the aggregate needs, and times as float8 epochs (cheap to render, exact
+    // to the microsecond at these magnitudes): a 30-day hourly query reads ~100k rows, and
+    // rendering them is most of its cost.
+    const char* columns = "";
+    switch (p.agg) {
+      case Aggregate::kAvg:
+      case Aggregate::kSum: columns = "r.count, r.sum"; break;
+      case Aggregate::kMax: columns = "r.max"; break;
+      case Aggregate::kMin: columns = "r.min"; break;
+      case Aggregate::kLast:
+        columns = "r.last, (date_part('epoch', r.last_ts) * 1000000)::int8";
+        break;
+      case Aggregate::kP50:
+      case Aggregate::kP90:
+      case Aggregate::kP99: columns = "r.sketch"; break;
+    }
+    const std::string sql =
+        std::string("SELECT r.series_id, date_part('epoch', r.bucket)::int8, ") + columns + R"sql(
+FROM metric_rollups r
+WHERE r.series_id = ANY($1::int8[]) AND r.step = $2
+  AND r.bucket >= $3::timestamptz AND r.bucket <= $4::timestamptz)sql";
+    const std::string id_array = common::PgTextArrayLiteral(ids);
     const std::string from_text =
         common::FormatRfc3339(common::TimePoint(common::Micros(first_bucket_us)));
     const std::string to_text = common::FormatRfc3339(p.to);
-    const auto rows =
-        percentile ? txn.exec_params(per_row, project_id_, p.name, p.labels_json, p.step_seconds,
-                                     from_text, to_text, kMaxRows + 1)
-                   : txn.exec_params(grouped, project_id_, p.name, p.labels_json, p.step_seconds,
-                                     from_text, to_text, kMaxRows + 1, p.group_by);
+    // Only when the window could hold more rows than the bound does the newest-first order
+    // matter; otherwise the sort is skipped.
+    const auto rows = bounded ? txn.exec_params(sql, id_array, p.step_seconds, from_text, to_text)
+                              : txn.exec_params(sql + " ORDER BY r.bucket DESC LIMIT $5", id_array,
+                                                p.step_seconds, from_text, to_text, kMaxRows + 1);
     if (rows.size() > static_cast<size_t>(kMaxRows)) truncated = true;
-    // A series' labels are parsed once, not once per bucket row.
-    std::unordered_map<int64_t, std::pair<json::object, std::map<int64_t, Cell>>*> group_of;
     const auto number = [](const pqxx::field& f) { return std::string_view(f.c_str(), f.size()); };
     size_t n = 0;
     std::string bytes;
     for (const auto& row : rows) {
       if (++n > static_cast<size_t>(kMaxRows)) break;
-      auto& group_ptr = group_of[common::ParsePgNumber<int64_t>(number(row[9]))];
-      if (group_ptr == nullptr) {
-        const json::object labels = json::parse(row[0].c_str()).as_object();
-        json::object key_labels;
-        if (p.group_by) {
-          const auto* v = labels.if_contains(*p.group_by);
-          key_labels[*p.group_by] = v != nullptr ? *v : json::value(nullptr);
-        } else {
-          key_labels = labels;
-        }
-        group_ptr = &groups[SortedJson(key_labels)];
-        if (group_ptr->first.empty()) group_ptr->first = key_labels;
-      }
-      const int64_t bucket = common::ParsePgNumber<int64_t>(number(row[1]));
+      auto* group = group_of.at(common::ParsePgNumber<int64_t>(number(row[0])));
+      const int64_t bucket = common::ParsePgNumber<int64_t>(number(row[1])) * 1000000;
       latest_us = std::max(latest_us, bucket);
-      Cell& cell = group_ptr->second[bucket];
-      const auto count = common::ParsePgNumber<uint64_t>(number(row[2]));
-      const double lo = common::ParsePgNumber<double>(number(row[4]));
-      const double hi = common::ParsePgNumber<double>(number(row[5]));
-      cell.min = cell.count == 0 ? lo : std::min(cell.min, lo);
-      cell.max = cell.count == 0 ? hi : std::max(cell.max, hi);
-      cell.count += count;
-      cell.sum += common::ParsePgNumber<double>(number(row[3]));
-      if (const auto last_us = common::ParsePgNumber<int64_t>(number(row[7]));
-          last_us > cell.last_us) {
-        cell.last_us = last_us;
-        cell.last = common::ParsePgNumber<double>(number(row[6]));
-      }
-      if (percentile) {
-        if (!common::DecodeByteaHex(row[8].c_str(), bytes) || !cell.sketch.MergeEncoded(bytes)) {
-          throw std::runtime_error("metric_rollups holds a sketch this build cannot read");
+      Cell& cell = group->second[bucket];
+      const bool first = cell.count == 0;
+      ++cell.count;  // rows merged; the point count matters to avg only, added below
+      switch (p.agg) {
+        case Aggregate::kAvg:
+        case Aggregate::kSum:
+          cell.points += common::ParsePgNumber<uint64_t>(number(row[2]));
+          cell.sum += common::ParsePgNumber<double>(number(row[3]));
+          break;
+        case Aggregate::kMax: {
+          const double v = common::ParsePgNumber<double>(number(row[2]));
+          cell.max = first ? v : std::max(cell.max, v);
+          break;
         }
+        case Aggregate::kMin: {
+          const double v = common::ParsePgNumber<double>(number(row[2]));
+          cell.min = first ? v : std::min(cell.min, v);
+          break;
+        }
+        case Aggregate::kLast:
+          if (const auto last_us = common::ParsePgNumber<int64_t>(number(row[3]));
+              last_us > cell.last_us) {
+            cell.last_us = last_us;
+            cell.last = common::ParsePgNumber<double>(number(row[2]));
+          }
+          break;
+        case Aggregate::kP50:
+        case Aggregate::kP90:
+        case Aggregate::kP99:
+          if (!common::DecodeByteaHex(row[2].c_str(), bytes) || !cell.sketch.MergeEncoded(bytes)) {
+            throw std::runtime_error("metric_rollups holds a sketch this build cannot read");
+          }
+          break;
       }
     }
   });
@@ -241,7 +259,7 @@ LIMIT $7)sql";
     for (const auto& [bucket, cell] : buckets) {
       double value = 0;
       switch (p.agg) {
-        case Aggregate::kAvg: value = cell.sum / static_cast<double>(cell.count); break;
+        case Aggregate::kAvg: value = cell.sum / static_cast<double>(cell.points); break;
         case Aggregate::kMax: value = cell.max; break;
         case Aggregate::kMin: value = cell.min; break;
         case Aggregate::kSum: value = cell.sum; break;
