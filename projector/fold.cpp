@@ -882,6 +882,9 @@ void SeriesCache::Commit() {
 
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                  const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series) {
+  // Whatever an earlier, uncommitted transaction learnt is void, even if this chunk has no
+  // metric points (its Commit would otherwise publish those entries).
+  series.Abandon();
   const std::string wal = wal_id.ToString();
   std::vector<Wave> waves;
   // Placeholders for the whole chunk, in record order, go in before any wave: the first

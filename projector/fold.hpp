@@ -45,8 +45,9 @@ class SeriesCache {
 
   const int64_t* Find(const std::string& key) const;
   void Learn(std::string key, int64_t id) { pending_.emplace(std::move(key), id); }
-  void Begin(int64_t epoch);  // drops pending entries, and everything on an epoch change
-  void Commit();              // after the transaction committed
+  void Abandon() { pending_.clear(); }  // the last transaction did not commit
+  void Begin(int64_t epoch);            // drops pending entries, and everything on an epoch change
+  void Commit();                        // after the transaction committed
 
  private:
   std::map<std::string, int64_t, std::less<>> committed_, pending_;

@@ -439,6 +439,7 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
     Ingest(R"({"metrics":[{"name":"m","labels":{"h":"a"},"value":)" + std::to_string(i) +
            R"(,"timestamp":"2026-01-01T00:00:0)" + std::to_string(i) + R"(Z"}]})");
   }
+  Ingest(TraceBody(""));  // record 4: no metric points
   auto entries = log_->Read(0, 10, 1 << 20);
   ASSERT_TRUE(entries.has_value());
   std::vector<schema::WalRecord> decoded;
@@ -464,6 +465,7 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
     return std::pair(row[0].as<int>(), row[1].as<int>());
   };
   fold(1, false);  // rolled back, series and all
+  fold(4, true);   // a chunk without metric points commits next
   fold(2, true);
   EXPECT_EQ(points_with_series(), std::pair(1, 1));
   {
