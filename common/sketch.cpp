@@ -97,7 +97,10 @@ bool Sketch::MergeEncoded(std::string_view bytes) {
   while (!bytes.empty()) {
     uint64_t zigzag = 0, n = 0;
     if (!GetVarint(bytes, zigzag) || !GetVarint(bytes, n)) return false;
-    slot += static_cast<int64_t>(zigzag >> 1) ^ -static_cast<int64_t>(zigzag & 1);
+    const int64_t delta = static_cast<int64_t>(zigzag >> 1) ^ -static_cast<int64_t>(zigzag & 1);
+    // Slots are int32: a larger step can only come from corrupt bytes (and could overflow).
+    if (delta < -(int64_t{1} << 32) || delta > (int64_t{1} << 32)) return false;
+    slot += delta;
     if (slot < INT32_MIN || slot > INT32_MAX) return false;
     decoded.AddSlot(static_cast<int32_t>(slot), n);
   }

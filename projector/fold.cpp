@@ -87,8 +87,8 @@ LEFT JOIN metric_series s ON (s.project_id, s.environment, s.name, s.labels)
 // rollups.
 constexpr char kInsertPoints[] = R"sql(
 INSERT INTO metric_points (series_id, ts, value)
-SELECT u.series_id, 'epoch'::timestamptz + u.us * interval '1 microsecond', u.value
-FROM unnest($1::int8[], $2::int8[], $3::float8[]) AS u(series_id, us, value)
+SELECT u.series_id, u.ts, u.value
+FROM unnest($1::int8[], $2::timestamptz[], $3::float8[]) AS u(series_id, ts, value)
 ON CONFLICT (series_id, ts) DO NOTHING
 RETURNING series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8, value
 )sql";
@@ -119,11 +119,10 @@ constexpr char kUpsertRollups[] = R"sql(
 INSERT INTO metric_rollups AS r (series_id, step, bucket, count, sum, min, max, last, last_ts,
                                  sketch)
 SELECT u.series_id, u.step, 'epoch'::timestamptz + u.bucket_s * interval '1 second', u.count,
-       u.sum, u.min, u.max, u.last, 'epoch'::timestamptz + u.last_us * interval '1 microsecond',
-       u.sketch
+       u.sum, u.min, u.max, u.last, u.last_ts, u.sketch
 FROM unnest($1::int8[], $2::int4[], $3::int8[], $4::int8[], $5::float8[], $6::float8[],
-            $7::float8[], $8::float8[], $9::int8[], $10::bytea[])
-     AS u(series_id, step, bucket_s, count, sum, min, max, last, last_us, sketch)
+            $7::float8[], $8::float8[], $9::timestamptz[], $10::bytea[])
+     AS u(series_id, step, bucket_s, count, sum, min, max, last, last_ts, sketch)
 ON CONFLICT (series_id, step, bucket) DO UPDATE SET
   count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max,
   last = EXCLUDED.last, last_ts = EXCLUDED.last_ts, sketch = EXCLUDED.sketch
@@ -152,6 +151,12 @@ struct RollupCell {
 template <class Number>
 Number Parse(const pqxx::field& f) {
   return common::ParsePgNumber<Number>(std::string_view(f.c_str(), f.size()));
+}
+
+// A point in time as timestamptz text. Integer microseconds times an interval would go through
+// float8 in PostgreSQL and lose the last microsecond beyond year 2255 (ingest accepts 0001-9999).
+std::string TimeText(int64_t us) {
+  return common::FormatRfc3339(common::TimePoint(common::Micros(us)));
 }
 
 std::string Decimal(double v) {
@@ -264,7 +269,7 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
       std::string id, value;
       for (const auto& p : candidates) {
         auto [it, added] = formatted.try_emplace(p.ts_us);
-        if (added) it->second = common::FormatRfc3339(common::TimePoint(common::Micros(p.ts_us)));
+        if (added) it->second = TimeText(p.ts_us);
         id = std::to_string(p.series_id);
         value = Decimal(p.value);
         copy << std::tie(id, it->second, value);
@@ -282,7 +287,7 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
     std::vector<std::string> series, times, values;
     for (const auto& p : candidates) {
       series.push_back(std::to_string(p.series_id));
-      times.push_back(std::to_string(p.ts_us));
+      times.push_back(TimeText(p.ts_us));
       values.push_back(Decimal(p.value));
     }
     inserted.reserve(candidates.size());
@@ -748,7 +753,7 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
     mins.push_back(Decimal(cell->min));
     maxs.push_back(Decimal(cell->max));
     lasts.push_back(Decimal(cell->last));
-    last_us.push_back(std::to_string(cell->last_us));
+    last_us.push_back(TimeText(cell->last_us));
     sketches.push_back(common::EncodeByteaHex(cell->sketch.Encode()));
   }
   txn.exec_prepared("xtrace_upsert_rollups", series_array, step_array, bucket_array,
@@ -759,6 +764,9 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
 }
 
 uint64_t RebuildRollups(pqxx::work& txn) {
+  // The rollup lock before the table lock, in the order MergeIntoRollups takes them, so that a
+  // projector merging at the same time waits instead of deadlocking.
+  txn.exec_params("SELECT pg_advisory_xact_lock($1)", kRollupLockKey);
   txn.exec0("TRUNCATE metric_rollups");
   // Pages in key order, so that memory stays bounded whatever the table's size.
   constexpr int kPage = 100000;
@@ -767,11 +775,11 @@ uint64_t RebuildRollups(pqxx::work& txn) {
   for (;;) {
     std::vector<InsertedPoint> page;
     page.reserve(kPage);
-    for (const auto& row : txn.exec_params(
-             "SELECT series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8 AS us, value "
-             "FROM metric_points WHERE (series_id, ts) > ($1, 'epoch'::timestamptz + $2 * "
-             "interval '1 microsecond') ORDER BY series_id, ts LIMIT $3",
-             after_series, after_us, kPage)) {
+    for (const auto& row :
+         txn.exec_params("SELECT series_id, (EXTRACT(EPOCH FROM ts) * 1000000)::int8 AS us, value "
+                         "FROM metric_points WHERE (series_id, ts) > ($1, $2::timestamptz) "
+                         "ORDER BY series_id, ts LIMIT $3",
+                         after_series, TimeText(after_us), kPage)) {
       page.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
     }
     if (page.empty()) break;

@@ -143,7 +143,13 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
     pqxx::read_transaction txn(conn);
     // The matching series and their labels first, then their rollup rows by id: the labels are
     // rendered and parsed once per series, not once per bucket.
-    std::unordered_map<int64_t, std::pair<json::object, std::map<int64_t, Cell>>*> group_of;
+    // A series' group key; the group itself is made on the series' first row, so series without
+    // data in the window neither show up nor count against the series limit.
+    struct SeriesGroup {
+      json::object key_labels;
+      std::pair<json::object, std::map<int64_t, Cell>>* group = nullptr;
+    };
+    std::unordered_map<int64_t, SeriesGroup> group_of;
     std::vector<std::string> ids;
     for (const auto& s : txn.exec_params(
              "SELECT id, labels::text FROM metric_series WHERE project_id = $1 AND "
@@ -157,17 +163,15 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
       } else {
         key_labels = labels;
       }
-      auto* group = &groups[SortedJson(key_labels)];
-      if (group->first.empty()) group->first = key_labels;
-      group_of[s[0].as<int64_t>()] = group;
+      group_of[s[0].as<int64_t>()].key_labels = std::move(key_labels);
       ids.emplace_back(s[0].c_str());
     }
     if (ids.empty()) return;
     const int64_t buckets = (p.to.time_since_epoch().count() - first_bucket_us) / step_us + 1;
     const bool bounded = static_cast<int64_t>(ids.size()) * buckets <= kMaxRows;
-    // Only the columns the aggregate needs, and times as float8 epochs (cheap to render, exact
-    // to the microsecond at these magnitudes): a 30-day hourly query reads ~100k rows, and
-    // rendering them is most of its cost.
+    // Only the columns the aggregate needs, and bucket starts as float8 epoch seconds (cheap to
+    // render, exact for whole seconds): a 30-day hourly query reads ~100k rows, and rendering
+    // them is most of its cost. The last value's time keeps its microseconds (numeric EXTRACT).
     const char* columns = "";
     switch (p.agg) {
       case Aggregate::kAvg:
@@ -175,7 +179,7 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
       case Aggregate::kMax: columns = "r.max"; break;
       case Aggregate::kMin: columns = "r.min"; break;
       case Aggregate::kLast:
-        columns = "r.last, (date_part('epoch', r.last_ts) * 1000000)::int8";
+        columns = "r.last, (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8";
         break;
       case Aggregate::kP50:
       case Aggregate::kP90:
@@ -201,7 +205,12 @@ WHERE r.series_id = ANY($1::int8[]) AND r.step = $2
     std::string bytes;
     for (const auto& row : rows) {
       if (++n > static_cast<size_t>(kMaxRows)) break;
-      auto* group = group_of.at(common::ParsePgNumber<int64_t>(number(row[0])));
+      SeriesGroup& series = group_of.at(common::ParsePgNumber<int64_t>(number(row[0])));
+      if (series.group == nullptr) {
+        series.group = &groups[SortedJson(series.key_labels)];
+        if (series.group->first.empty()) series.group->first = series.key_labels;
+      }
+      auto* group = series.group;
       const int64_t bucket = common::ParsePgNumber<int64_t>(number(row[1])) * 1000000;
       latest_us = std::max(latest_us, bucket);
       Cell& cell = group->second[bucket];

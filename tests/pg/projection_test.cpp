@@ -297,6 +297,33 @@ TEST_F(ProjectionTest, MetricPointsAreKeyedSoResendsAreNoOps) {
       {db_.url(), 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
   query::MetricQueries queries(pool, "default");
   EXPECT_EQ(queries.Names()->body, R"({"data":["gpu"]})");
+
+  // A resend in a later chunk takes the ON CONFLICT path; a time far beyond 2255 keeps its last
+  // microsecond there too (integer microseconds through float8 would not), so it stays one point.
+  const std::string far = R"({"metrics":[{"name":"far","value":1,
+      "timestamp":"2300-01-01T00:00:00.000001Z"}]})";
+  Ingest(far);
+  WaitProjected();
+  Ingest(far);
+  WaitProjected();
+  pqxx::connection check_conn(db_.url());
+  pqxx::work check(check_conn);
+  EXPECT_EQ(check
+                .exec1("SELECT count(*) FROM metric_points p JOIN metric_series s "
+                       "ON s.id = p.series_id WHERE s.name = 'far'")[0]
+                .as<int>(),
+            1);
+  EXPECT_EQ(check
+                .exec1("SELECT sum(r.count) FROM metric_rollups r JOIN metric_series s "
+                       "ON s.id = r.series_id WHERE s.name = 'far' AND r.step = 60")[0]
+                .as<int>(),
+            1);
+  EXPECT_EQ(check
+                .exec1("SELECT to_char(max(r.last_ts) AT TIME ZONE 'UTC', 'US') "
+                       "FROM metric_rollups r JOIN metric_series s ON s.id = r.series_id "
+                       "WHERE s.name = 'far'")[0]
+                .as<std::string>(),
+            "000001");
 }
 
 TEST_F(ProjectionTest, QueriesReadTheProjection) {
@@ -626,8 +653,11 @@ TEST_F(ProjectionTest, MetricQueriesFromRollupsMatchRawPoints) {
   // 120 points 15 s apart span 30 one-minute buckets.
   auto minutely = run(window + "&step=1m&agg=last");
   EXPECT_EQ(series_a0(minutely).at("values").as_array().size(), 30u);
-  // Nothing there: the reference's empty shape.
+  // Nothing there: the reference's empty shape, also for series without data in the window.
   EXPECT_EQ(boost::json::serialize(run("name=nope")),
+            R"({"data":[],"meta":{"series_count":0,"truncated":false}})");
+  EXPECT_EQ(boost::json::serialize(
+                run("name=gpu_util&from=2026-02-01T00:00:00Z&to=2026-02-01T01:00:00Z")),
             R"({"data":[],"meta":{"series_count":0,"truncated":false}})");
 
   // Rollups are derived data: rebuilt from the points alone (as after the migration that
