@@ -134,6 +134,18 @@ struct RollupCell {
   int64_t last_us = INT64_MIN;
   common::Sketch sketch;
 
+  void AddPoint(int64_t ts_us, double value, int32_t slot) {
+    min = count == 0 ? value : std::min(min, value);
+    max = count == 0 ? value : std::max(max, value);
+    ++count;
+    sum += value;
+    if (ts_us > last_us) {
+      last_us = ts_us;
+      last = value;
+    }
+    sketch.AddSlot(slot, 1);
+  }
+
   void Add(const RollupCell& o) {
     min = count == 0 ? o.min : std::min(min, o.min);
     max = count == 0 ? o.max : std::max(max, o.max);
@@ -173,8 +185,8 @@ struct PendingPoint {
 
 // The metric points of a chunk in record order, with their series identities.
 struct ChunkMetrics {
-  std::vector<std::string> keys;  // cache keys, one per distinct identity in the chunk
-  std::unordered_map<std::string, size_t> index;
+  std::unordered_map<std::string, size_t> index;       // cache key -> position in keys
+  std::vector<const std::string*> keys;                // the keys of index, by position
   std::vector<std::array<std::string, 4>> identities;  // project, environment, name, labels
   std::vector<PendingPoint> points;
 };
@@ -199,10 +211,9 @@ void AddMetrics(ChunkMetrics& chunk, const schema::WalRecord& rec, const schema:
       AppendKeyPart(key, k);
       AppendKeyPart(key, v);
     }
-    auto it = chunk.index.find(key);
-    if (it == chunk.index.end()) {
-      it = chunk.index.emplace(key, chunk.keys.size()).first;
-      chunk.keys.push_back(key);
+    auto [it, added] = chunk.index.try_emplace(key, chunk.keys.size());
+    if (added) {
+      chunk.keys.push_back(&it->first);  // node-based map: the key stays where it is
       chunk.identities.push_back({Text(rec.project_id), Text(rec.environment), SanitizeText(p.name),
                                   SanitizeJson(LabelsJson(p.labels))});
     }
@@ -218,7 +229,7 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
   std::vector<int64_t> ids(chunk.keys.size(), 0);
   std::vector<size_t> missing;
   for (size_t i = 0; i < chunk.keys.size(); ++i) {
-    if (const int64_t* id = cache.Find(chunk.keys[i])) {
+    if (const int64_t* id = cache.Find(*chunk.keys[i])) {
       ids[i] = *id;
     } else {
       missing.push_back(i);
@@ -235,7 +246,7 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
              common::PgTextArrayLiteral(columns[3]))) {
       const size_t i = missing[row[0].as<size_t>() - 1];
       ids[i] = row[1].as<int64_t>();
-      cache.Learn(chunk.keys[i], ids[i]);
+      cache.Learn(*chunk.keys[i], ids[i]);
     }
   }
   // Key order helps the index; a stable sort keeps record order among equal keys, so the
@@ -600,6 +611,12 @@ WHERE t.project_id = a.project_id AND t.id = a.trace_id
   AND (t.obs_latency IS DISTINCT FROM a.latency OR t.obs_total_cost IS DISTINCT FROM a.total_cost)
 )sql";
 
+// A trace's dimensions in the daily usage rollups, the same in daily_traces and daily_models so
+// that every filter selects the same traces in both.
+#define XTRACE_TRACE_DIMS                                                                     \
+  "jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version, 'release', " \
+  "t.release, 'tags', to_jsonb(t.tags))"
+
 // The per-trace usage rows of the touched traces are recomputed, and the difference to the old
 // rows is added to the daily sums.
 constexpr char kRefreshDailyTraces[] = R"sql(
@@ -611,8 +628,7 @@ old AS (
 fresh AS (
   SELECT t.project_id, t.id AS trace_id, t.environment,
          (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
-         jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version,
-                            'release', t.release, 'tags', to_jsonb(t.tags)) AS dims,
+         )sql" XTRACE_TRACE_DIMS R"sql( AS dims,
          (SELECT count(*) FROM observations o
           WHERE o.project_id = t.project_id AND o.trace_id = t.id) AS count_observations,
          COALESCE(t.total_cost, t.obs_total_cost, 0) AS total_cost
@@ -646,8 +662,7 @@ old AS (
 fresh AS (
   SELECT t.project_id, t.id AS trace_id, COALESCE(o.model, 'unknown') AS model, t.environment,
          (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
-         jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version,
-                            'release', t.release, 'tags', to_jsonb(t.tags)) AS dims,
+         )sql" XTRACE_TRACE_DIMS R"sql( AS dims,
          count(*) AS count_observations,
          COALESCE(sum(o.input_tokens_d), 0)::bigint AS input_usage,
          COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
@@ -683,6 +698,7 @@ ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
   total_usage        = r.total_usage + EXCLUDED.total_usage,
   total_cost         = r.total_cost + EXCLUDED.total_cost
 )sql";
+#undef XTRACE_TRACE_DIMS
 
 }  // namespace
 
@@ -696,16 +712,7 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
     const int64_t ts_s = p.ts_us >= 0 ? p.ts_us / 1000000 : (p.ts_us - 999999) / 1000000;
     for (const int32_t step : kSteps) {
       const int64_t bucket = (ts_s >= 0 ? ts_s / step : (ts_s - step + 1) / step) * step;
-      RollupCell& cell = cells[{p.series_id, step, bucket}];
-      cell.min = cell.count == 0 ? p.value : std::min(cell.min, p.value);
-      cell.max = cell.count == 0 ? p.value : std::max(cell.max, p.value);
-      ++cell.count;
-      cell.sum += p.value;
-      if (p.ts_us > cell.last_us) {
-        cell.last_us = p.ts_us;
-        cell.last = p.value;
-      }
-      cell.sketch.AddSlot(slot, 1);
+      cells[{p.series_id, step, bucket}].AddPoint(p.ts_us, p.value, slot);
     }
   }
   std::vector<std::string> series_ids, steps, buckets;

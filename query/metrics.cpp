@@ -133,8 +133,10 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
   const int64_t first_bucket_us =
       (from_us >= 0 ? from_us / step_us : (from_us - step_us + 1) / step_us) * step_us;
 
-  // group key -> bucket (µs) -> cell; std::map keeps series and buckets ordered.
-  std::map<std::string, std::pair<json::object, std::map<int64_t, Cell>>> groups;
+  // A group's labels and its cells by bucket start (µs); groups by their sorted-JSON key.
+  // std::map keeps series and buckets ordered.
+  using Group = std::pair<json::object, std::map<int64_t, Cell>>;
+  std::map<std::string, Group> groups;
   int64_t latest_us = INT64_MIN;
   bool truncated = false;
   // Bounded work: at most the newest kMaxRows rollup rows are read.
@@ -142,12 +144,12 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
   auto failed = pool_.Run([&](pqxx::connection& conn) {
     pqxx::read_transaction txn(conn);
     // The matching series and their labels first, then their rollup rows by id: the labels are
-    // rendered and parsed once per series, not once per bucket.
-    // A series' group key; the group itself is made on the series' first row, so series without
-    // data in the window neither show up nor count against the series limit.
+    // rendered and parsed once per series, not once per bucket. A series' group is made on its
+    // first row, so series without data in the window neither show up nor count against the
+    // series limit.
     struct SeriesGroup {
       json::object key_labels;
-      std::pair<json::object, std::map<int64_t, Cell>>* group = nullptr;
+      Group* group = nullptr;
     };
     std::unordered_map<int64_t, SeriesGroup> group_of;
     std::vector<std::string> ids;
@@ -210,10 +212,9 @@ WHERE r.series_id = ANY($1::int8[]) AND r.step = $2
         series.group = &groups[SortedJson(series.key_labels)];
         if (series.group->first.empty()) series.group->first = series.key_labels;
       }
-      auto* group = series.group;
       const int64_t bucket = common::ParsePgNumber<int64_t>(number(row[1])) * 1000000;
       latest_us = std::max(latest_us, bucket);
-      Cell& cell = group->second[bucket];
+      Cell& cell = series.group->second[bucket];
       const bool first = cell.count == 0;
       ++cell.count;  // rows merged; the point count matters to avg only, added below
       switch (p.agg) {

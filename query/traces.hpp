@@ -46,9 +46,9 @@ class TraceQueries {
   common::Result<common::ApiResponse> Get(std::string_view trace_id);
 
  private:
-  // totalItems is an exact COUNT(*). The first page of a filter set always counts; later pages
-  // reuse that count for up to kCountReuse, so paging through a large listing counts once, not
-  // once per page.
+  // totalItems is exact (COUNT(*), or the daily totals when only environment filters). The
+  // first page of a filter set always counts; later pages reuse that count for up to
+  // kCountReuse, so paging through a large filtered listing counts once, not once per page.
   static constexpr std::chrono::milliseconds kCountReuse{5000};
   static constexpr size_t kMaxCachedCounts = 1024;
   std::optional<int64_t> CachedCount(const std::string& key);

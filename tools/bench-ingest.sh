@@ -26,7 +26,7 @@ run() {
     XTRACE_WAL_DIR=$work/wal XTRACE_WAL_SYNC=$sync XTRACE_LOG_LEVEL=warn \
     build/bin/xtrace-server 2>"$work/server.log" &
   server_pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
+  wait_healthy "$port"
   local before commits_before records_before
   before=$(status)
   commits_before=$(echo "$before" | json_field commits)

@@ -26,7 +26,7 @@ start_server() {  # start_server DATABASE_URL
     XTRACE_PROJECTOR_CHUNK_BYTES=${BENCH_CHUNK_BYTES:-8388608} \
     XTRACE_LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} build/bin/xtrace-server 2>>"$work/server.log" &
   server_pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
+  wait_healthy "$port"
 }
 count() { psql "$db_url" -tAc "SELECT count(*) FROM $1"; }
 

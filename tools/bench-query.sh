@@ -39,7 +39,7 @@ DATABASE_URL=$db_url API_BEARER_TOKEN=$XTRACE_BENCH_TOKEN BIND_ADDR=127.0.0.1:$p
   XTRACE_WAL_DIR=$work/wal RATE_LIMIT_QPS=1000000 RATE_LIMIT_BURST=1000000 XTRACE_LOG_LEVEL=warn \
   build/bin/xtrace-server 2>>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.05; done
+wait_healthy "$port"
 
 base="http://127.0.0.1:$port"
 detail_id=$(psql "$db_url" -tAc "SELECT md5('trace1000')::uuid")

@@ -14,6 +14,9 @@ trap cleanup EXIT
 db_url=$(tools/pg-local.sh start "$pg_dir" auto | tail -n 1)
 export XTRACE_BENCH_TOKEN=bench-token
 
+wait_healthy() {  # wait_healthy PORT: until the server answers /healthz (at most 5 s)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null && return; sleep 0.05; done
+}
 status() {
   curl -s -H "Authorization: Bearer $XTRACE_BENCH_TOKEN" "http://127.0.0.1:$port/api/internal/status"
 }
