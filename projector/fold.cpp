@@ -102,11 +102,6 @@ std::string LabelsJson(const std::vector<std::pair<std::string, std::string>>& l
   return boost::json::serialize(o);
 }
 
-// Rollups are read, merged in C++ and written back. Two projectors may run at once (the server
-// and xtrace-replay), so the read-merge-write of a transaction is serialized by this lock; it is
-// released at commit.
-constexpr int64_t kRollupLockKey = 0x78747261636552;  // "xtraceR"
-
 constexpr char kSelectRollups[] = R"sql(
 SELECT r.series_id, r.step, k.bucket_s, r.count, r.sum, r.min, r.max, r.last,
        (EXTRACT(EPOCH FROM r.last_ts) * 1000000)::int8, r.sketch

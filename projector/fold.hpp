@@ -64,6 +64,11 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
 // often records were applied.
 void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces);
 
+// Rollups are read, merged in C++ and written back. Two projectors may run at once (the server
+// and xtrace-replay), so the read-merge-write of a transaction is serialized by this
+// transaction-level advisory lock, always taken before any lock on metric_rollups.
+constexpr int64_t kRollupLockKey = 0x78747261636552;  // "xtraceR"
+
 // A metric point a statement has just inserted (not one that was already there).
 struct InsertedPoint {
   int64_t series_id;

@@ -506,6 +506,32 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
   EXPECT_EQ(points_with_series(), std::pair(1, 1));
 }
 
+// A rollup rebuild beside a projector: the rebuild takes the rollup lock before its TRUNCATE,
+// as the projector takes it before reading the rollups, so the two wait for each other in turn
+// instead of deadlocking.
+TEST_F(ProjectionTest, RollupRebuildWaitsForAProjectorWithoutDeadlock) {
+  Ingest(R"({"metrics":[{"name":"m","value":1,"timestamp":"2026-01-01T00:00:00Z"}]})");
+  WaitProjected();
+  projector_->Stop();
+  pqxx::connection projector_conn(db_.url()), rebuild_conn(db_.url());
+  projector::PrepareFoldStatements(rebuild_conn);
+  pqxx::work merging(projector_conn);  // a projector between its lock and its rollup read
+  merging.exec_params("SELECT pg_advisory_xact_lock($1)", projector::kRollupLockKey);
+  auto rebuild = std::async(std::launch::async, [&] {
+    pqxx::work txn(rebuild_conn);
+    const uint64_t points = projector::RebuildRollups(txn);
+    txn.commit();
+    return points;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the rebuild is now waiting
+  // Were the rebuild holding metric_rollups, this read would wait for it and PostgreSQL would
+  // abort one side as a deadlock after deadlock_timeout (1 s).
+  merging.exec0("SET LOCAL statement_timeout = '5s'");
+  EXPECT_EQ(merging.exec1("SELECT count(*) FROM metric_rollups")[0].as<int>(), 4);
+  merging.commit();
+  EXPECT_EQ(rebuild.get(), 1u);
+}
+
 // Re-applying any record, in any order, changes nothing: the rows remember the last record
 // applied to them.
 TEST_F(ProjectionTest, ReapplyingOlderRecordsOutOfOrderChangesNothing) {
