@@ -184,7 +184,7 @@ std::optional<Error> Log::Refusal(size_t incoming_bytes) const {
   if (free_disk_bytes_.load() < options_.min_free_disk_bytes) {
     return Error{ErrorCode::kWalFull, "the disk holding the WAL is nearly full; retry later", {}};
   }
-  const uint64_t backlog = backlog_bytes_.load() + appended_since_refresh_.load() + pending_bytes_;
+  const uint64_t backlog = BacklogBytes() + pending_bytes_;
   if (backlog >= options_.max_backlog_bytes ||
       backlog + incoming_bytes > options_.max_backlog_bytes) {
     return Error{ErrorCode::kWalFull,
@@ -192,6 +192,10 @@ std::optional<Error> Log::Refusal(size_t incoming_bytes) const {
                  {}};
   }
   return std::nullopt;
+}
+
+uint64_t Log::BacklogBytes() const {
+  return std::max(backlog_bytes_.load() + appended_since_refresh_.load(), unprojected_.bytes());
 }
 
 size_t Log::ReadinessHeadroom() const {
@@ -282,11 +286,16 @@ void Log::CommitGroup(std::vector<Pending>& group) {
     return;
   }
   last_indexed_minute_ = minute;
-  appended_since_refresh_.fetch_add(bytes);
   {
     std::lock_guard lock(mu_);
-    last_seq_.store(first + group.size() - 1, std::memory_order_release);
+    const uint64_t last = first + group.size() - 1;
+    last_seq_.store(last, std::memory_order_release);
+    if (last > projected_seq_.load()) unprojected_.Add(last, bytes);
   }
+  // Counted after the sequence moves: RefreshCapacity relies on every byte it subtracts from
+  // this counter belonging to a record inside the range it has just sized. Until then the bytes
+  // are still in pending_bytes_, so the backlog check never misses them.
+  appended_since_refresh_.fetch_add(bytes);
   appended_cv_.notify_all();
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_records_.fetch_add(group.size(), std::memory_order_relaxed);
@@ -294,7 +303,11 @@ void Log::CommitGroup(std::vector<Pending>& group) {
 }
 
 void Log::SetProjected(uint64_t seq) {
-  projected_seq_.store(seq);
+  {
+    std::lock_guard lock(mu_);
+    projected_seq_.store(seq);
+    unprojected_.Release(seq);
+  }
   if (seq > last_seq_.load()) {
     spdlog::error(
         "wal: projected sequence {} is beyond the log's last sequence {}: records were "
@@ -367,6 +380,10 @@ void Log::RefreshCapacity() {
   if (statvfs(options_.dir.c_str(), &fs) == 0) {
     free_disk_bytes_ = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   }
+  // Read the counter before the sequence: whatever it holds then was appended at or below
+  // `last`, so it is inside the sized range and may be dropped from the counter. Records that
+  // commit while this runs stay in the counter (counted twice at worst, never missed).
+  const uint64_t appended_before = appended_since_refresh_.load();
   const uint64_t last = last_seq_.load();
   const uint64_t from = std::max(projected_seq_.load(), first_seq_.load() - 1) + 1;
   uint64_t backlog = 0;
@@ -380,7 +397,7 @@ void Log::RefreshCapacity() {
     db_->GetApproximateSizes(approx, handles_[0], &range, 1, &backlog);
   }
   backlog_bytes_ = backlog;
-  appended_since_refresh_ = 0;
+  appended_since_refresh_.fetch_sub(appended_before);
 
   uint64_t on_disk = 0;
   std::error_code ec;
@@ -454,10 +471,10 @@ Stats Log::GetStats() const {
   s.first_seq = s.last_seq == 0 ? 0 : first_seq_.load();
   s.projected_seq = projected_seq_.load();
   s.disk_bytes = disk_bytes_.load();
-  s.backlog_bytes = backlog_bytes_.load() + appended_since_refresh_.load();
   s.free_disk_bytes = free_disk_bytes_.load();
   {
     std::lock_guard lock(mu_);
+    s.backlog_bytes = BacklogBytes();
     const auto refusal = Refusal(ReadinessHeadroom());
     s.accepting_writes = !refusal.has_value();
     if (refusal) s.refusal = refusal->message;

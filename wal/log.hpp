@@ -30,6 +30,7 @@
 #include "common/error.hpp"
 #include "common/uuid.hpp"
 #include "wal/appender.hpp"
+#include "wal/backlog.hpp"
 
 namespace rocksdb {
 class DB;
@@ -137,6 +138,7 @@ class Log final : public Appender {
   void Reopen();
   void Trim();
   std::optional<common::Error> Refusal(size_t incoming_bytes) const;
+  uint64_t BacklogBytes() const;  // holds mu_
   size_t ReadinessHeadroom() const;
 
   const Options options_;
@@ -156,7 +158,7 @@ class Log final : public Appender {
   std::atomic<uint64_t> committed_records_{0};
   std::atomic<uint64_t> trimmed_records_{0};
   // Capacity figures, refreshed by the maintenance thread; appended_since_refresh_ keeps the
-  // backlog check exact-enough between refreshes.
+  // estimate current between refreshes; the backlog is never taken below unprojected_.
   std::atomic<uint64_t> backlog_bytes_{0};
   std::atomic<uint64_t> appended_since_refresh_{0};
   std::atomic<uint64_t> free_disk_bytes_{UINT64_MAX};
@@ -170,6 +172,7 @@ class Log final : public Appender {
   std::condition_variable maintenance_cv_;
   std::vector<Pending> pending_;
   size_t pending_bytes_ = 0;
+  UnprojectedBytes unprojected_;  // groups committed since open and not yet projected
   bool closing_ = false;
   std::thread committer_;
   std::thread maintenance_;
