@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 #include <pqxx/nontransaction>
+#include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "projector/projector.hpp"
 #include "schema/migrations.hpp"
 
 namespace xtrace::projector {
@@ -59,8 +61,17 @@ void ApplyMigrations(pqxx::connection& conn) {
 uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id) {
   pqxx::work txn(conn);
   const auto rows =
-      txn.exec_params("SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid", wal_id);
-  return rows.empty() ? 0 : rows[0][0].as<uint64_t>();
+      txn.exec_params("SELECT stream, seq FROM projector_cursors WHERE wal_id = $1::uuid", wal_id);
+  // The least over the streams; a stream without a row has projected nothing yet.
+  uint64_t least = UINT64_MAX;
+  for (const Stream stream : kStreams) {
+    uint64_t seq = 0;
+    for (const auto& row : rows) {
+      if (row[0].as<std::string>() == StreamName(stream)) seq = row[1].as<uint64_t>();
+    }
+    least = std::min(least, seq);
+  }
+  return least;
 }
 
 }  // namespace xtrace::projector

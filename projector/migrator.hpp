@@ -13,7 +13,7 @@ namespace xtrace::projector {
 // Throws pqxx exceptions on failure.
 void ApplyMigrations(pqxx::connection& conn);
 
-// The projected sequence stored for a WAL (0 when it has none yet).
+// The sequence up to which every projector stream has projected a WAL (0 when one has none yet).
 uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id);
 
 }  // namespace xtrace::projector

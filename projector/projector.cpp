@@ -27,17 +27,65 @@ bool IsDataError(const pqxx::sql_error& e) {
 
 }  // namespace
 
-Projector::Projector(wal::Log& log, Options options) : log_(log), options_(std::move(options)) {}
+const char* StreamName(Stream stream) {
+  return stream == Stream::kTraces ? "traces" : "metrics";
+}
+
+Projector::Projector(wal::Log& log, Options options) : log_(log) {
+  for (const Stream stream : kStreams) {
+    streams_.push_back(std::make_unique<StreamProjector>(*this, log, stream, options));
+  }
+}
 
 Projector::~Projector() {
   Stop();
 }
 
 void Projector::Start() {
-  thread_ = std::thread([this] { Run(); });
+  for (auto& s : streams_) s->Start();
 }
 
 void Projector::Stop() {
+  for (auto& s : streams_) s->Stop();
+}
+
+void Projector::Publish() {
+  std::lock_guard lock(publish_mu_);
+  uint64_t least = UINT64_MAX;
+  for (const auto& s : streams_) least = std::min(least, s->projected_seq());
+  log_.SetProjected(least);  // lets the WAL trim and shrink its backlog
+}
+
+Status Projector::status() const {
+  Status st;
+  st.projected_seq = UINT64_MAX;
+  st.database_up = true;
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    const auto& s = *streams_[i];
+    st.projected_seq = std::min(st.projected_seq, s.projected_seq());
+    st.database_up = st.database_up && s.database_up();
+    st.quarantined_records += s.quarantined();
+    st.streams.push_back({StreamName(kStreams[i]), s.projected_seq()});
+  }
+  return st;
+}
+
+StreamProjector::StreamProjector(Projector& owner, wal::Log& log, Stream stream, Options options)
+    : owner_(owner),
+      log_(log),
+      stream_(stream),
+      name_(StreamName(stream)),
+      options_(std::move(options)) {}
+
+StreamProjector::~StreamProjector() {
+  Stop();
+}
+
+void StreamProjector::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void StreamProjector::Stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -46,21 +94,17 @@ void Projector::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Projector::Publish() {
+void StreamProjector::Publish() {
   projected_seq_ = cursor_;
-  log_.SetProjected(cursor_);  // lets the WAL trim and shrink its backlog
+  owner_.Publish();
 }
 
-Status Projector::status() const {
-  return {projected_seq_.load(), database_up_.load(), quarantined_.load()};
-}
-
-void Projector::SleepFor(std::chrono::milliseconds d) {
+void StreamProjector::SleepFor(std::chrono::milliseconds d) {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, d, [&] { return stop_; });
 }
 
-void Projector::Run() {
+void StreamProjector::Run() {
   auto backoff = options_.min_backoff;
   for (;;) {
     {
@@ -76,10 +120,10 @@ void Projector::Run() {
       if (!Step()) log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
       backoff = options_.min_backoff;
     } catch (const CursorFenced& e) {
-      spdlog::warn("projector: {}; reloading", e.what());
+      spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
       conn_.reset();
     } catch (const std::exception& e) {
-      spdlog::warn("projector: {} (retrying in {} ms)", e.what(), backoff.count());
+      spdlog::warn("projector[{}]: {} (retrying in {} ms)", name_, e.what(), backoff.count());
       database_up_ = false;
       conn_.reset();
       SleepFor(backoff);
@@ -89,43 +133,49 @@ void Projector::Run() {
   conn_.reset();
 }
 
-bool Projector::Connect() {
+bool StreamProjector::Connect() {
   try {
     auto conn = std::make_unique<pqxx::connection>(options_.database_url);
     ApplyMigrations(*conn);
     pqxx::work txn(*conn);
     txn.exec0("SET TIME ZONE 'UTC'");
     txn.exec_params(
-        "INSERT INTO projector_cursors (wal_id, seq) VALUES ($1::uuid, 0) "
-        "ON CONFLICT (wal_id) DO NOTHING",
-        log_.id().ToString());
-    const auto row = txn.exec_params1("SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid",
-                                      log_.id().ToString());
+        "INSERT INTO projector_cursors (wal_id, stream, seq) VALUES ($1::uuid, $2, 0) "
+        "ON CONFLICT (wal_id, stream) DO NOTHING",
+        log_.id().ToString(), name_);
+    const auto row = txn.exec_params1(
+        "SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid AND stream = $2",
+        log_.id().ToString(), name_);
     const auto quarantined = txn.exec_params1(
-        "SELECT count(*) FROM projector_quarantine WHERE wal_id = $1::uuid", log_.id().ToString());
+        "SELECT count(*) FROM projector_quarantine WHERE wal_id = $1::uuid AND stream = $2",
+        log_.id().ToString(), name_);
     txn.commit();
     cursor_ = row[0].as<uint64_t>();
     quarantined_ = quarantined[0].as<uint64_t>();
     PrepareFoldStatements(*conn);
-    if (const uint64_t points = RebuildRollupsIfMissing(*conn); points > 0) {
-      spdlog::info("projector: rebuilt metric rollups from {} stored points", points);
+    if (stream_ == Stream::kMetrics) {
+      if (const uint64_t points = RebuildRollupsIfMissing(*conn); points > 0) {
+        spdlog::info("projector[{}]: rebuilt metric rollups from {} stored points", name_, points);
+      }
     }
     conn_ = std::move(conn);
     Publish();
     database_up_ = true;
     reported_down_ = false;
-    spdlog::info("projector: connected; WAL {} projected up to {}", log_.id().ToString(), cursor_);
+    spdlog::info("projector[{}]: connected; WAL {} projected up to {}", name_, log_.id().ToString(),
+                 cursor_);
     return true;
   } catch (const std::exception& e) {
     // Logged once per outage, not on every retry.
-    if (!reported_down_) spdlog::warn("projector: cannot reach PostgreSQL: {}", e.what());
+    if (!reported_down_)
+      spdlog::warn("projector[{}]: cannot reach PostgreSQL: {}", name_, e.what());
     reported_down_ = true;
     database_up_ = false;
     return false;
   }
 }
 
-bool Projector::Step() {
+bool StreamProjector::Step() {
   if (log_.LastSequence() <= cursor_) return false;
   auto entries = log_.Read(cursor_, options_.chunk_records, options_.chunk_bytes);
   if (!entries) throw common::ErrorException(entries.error());
@@ -133,29 +183,45 @@ bool Projector::Step() {
   if (entries->front().seq != cursor_ + 1) {
     // Records below the first retained one were trimmed; only possible if the cursor row was
     // reset by hand. Resume from what the log still has.
-    spdlog::error("projector: WAL has no record {} (next is {}); skipping the gap", cursor_ + 1,
-                  entries->front().seq);
+    spdlog::error("projector[{}]: WAL has no record {} (next is {}); skipping the gap", name_,
+                  cursor_ + 1, entries->front().seq);
+  }
+  const uint64_t to = entries->back().seq;
+  const auto own = stream_ == Stream::kTraces ? schema::RecordKind::kTraceBatch
+                                              : schema::RecordKind::kMetricBatch;
+  std::vector<wal::Entry> mine;
+  for (auto& e : *entries) {
+    const auto kind = schema::PeekRecordKind(e.bytes);
+    if (!kind) {
+      // Skipping would lose an acknowledged record for good. The usual cause is a record
+      // written by a newer build (format version): projection halts here, retrying with
+      // backoff, until a build that reads it runs. Ingest is unaffected; the lag shows in
+      // /readyz.
+      throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
+                               kind.error().message + "); projection halted at this record");
+    }
+    if (*kind == own) mine.push_back(std::move(e));
   }
   try {
-    FoldChunk(*entries);
+    FoldChunk(mine, to);
   } catch (const pqxx::sql_error& e) {
     if (!IsDataError(e)) throw;
-    spdlog::warn("projector: chunk {}..{} rejected ({}); folding record by record",
-                 entries->front().seq, entries->back().seq, e.what());
-    FoldOneByOne(*entries);
+    spdlog::warn("projector[{}]: chunk {}..{} rejected ({}); folding record by record", name_,
+                 cursor_ + 1, to, e.what());
+    FoldOneByOne(mine, to);
   }
   return true;
 }
 
-void Projector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
+void StreamProjector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
   const auto result = txn.exec_params(
       "UPDATE projector_cursors SET seq = $1, updated_at = now() "
-      "WHERE wal_id = $2::uuid AND seq = $3",
-      to, log_.id().ToString(), cursor_);
+      "WHERE wal_id = $2::uuid AND stream = $3 AND seq = $4",
+      to, log_.id().ToString(), name_, cursor_);
   if (result.affected_rows() != 1) throw CursorFenced();
 }
 
-void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
+void StreamProjector::FoldChunk(const std::vector<wal::Entry>& entries, uint64_t to) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   std::vector<schema::WalRecord> decoded;
@@ -163,9 +229,6 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   for (const auto& e : entries) {
     auto record = schema::DecodeRecord(e.bytes);
     if (!record) {
-      // Skipping would lose an acknowledged record for good. The usual cause is a record written
-      // by a newer build (format version): projection halts here, retrying with backoff, until a
-      // build that reads it runs. Ingest is unaffected; the lag shows in /readyz.
       throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
                                record.error().message + "); projection halted at this record");
     }
@@ -177,30 +240,31 @@ void Projector::FoldChunk(const std::vector<wal::Entry>& entries) {
   const auto t1 = Clock::now();
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
-  FoldRecords(txn, records, log_.id(), touched, series_);
+  if (!records.empty()) FoldRecords(txn, records, log_.id(), touched, series_);
   const auto t2 = Clock::now();
   RefreshTraceAggregates(txn, touched);
-  AdvanceCursor(txn, entries.back().seq);
+  AdvanceCursor(txn, to);
   txn.commit();
   series_.Commit();
   const auto t3 = Clock::now();
-  cursor_ = entries.back().seq;
+  cursor_ = to;
   Publish();
   const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  spdlog::debug("projector: {} records to {}: decode {:.1f} ms, fold {:.1f} ms, commit {:.1f} ms",
-                entries.size(), cursor_, ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
+  spdlog::debug(
+      "projector[{}]: {} records to {}: decode {:.1f} ms, fold {:.1f} ms, commit {:.1f} ms", name_,
+      entries.size(), cursor_, ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
 }
 
-void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
+void StreamProjector::FoldOneByOne(const std::vector<wal::Entry>& entries, uint64_t to) {
   for (const auto& e : entries) {
     try {
-      FoldChunk({e});
+      FoldChunk({e}, e.seq);
     } catch (const pqxx::sql_error& err) {
       if (!IsDataError(err)) throw;
       // Quarantine the rejected record alone, so its neighbours are not held back; it stays
       // retrievable, with the error, in projector_quarantine.
-      spdlog::error("projector: WAL record {} rejected by PostgreSQL, quarantined: {}", e.seq,
-                    err.what());
+      spdlog::error("projector[{}]: WAL record {} rejected by PostgreSQL, quarantined: {}", name_,
+                    e.seq, err.what());
       static constexpr char kHex[] = "0123456789abcdef";
       std::string hex;
       hex.reserve(e.bytes.size() * 2);
@@ -210,9 +274,9 @@ void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
       }
       pqxx::work txn(*conn_);
       txn.exec_params(
-          "INSERT INTO projector_quarantine (wal_id, seq, sqlstate, error, record) "
-          "VALUES ($1::uuid, $2, $3, $4, decode($5, 'hex')) ON CONFLICT DO NOTHING",
-          log_.id().ToString(), e.seq, err.sqlstate(), std::string(err.what()), hex);
+          "INSERT INTO projector_quarantine (wal_id, seq, stream, sqlstate, error, record) "
+          "VALUES ($1::uuid, $2, $3, $4, $5, decode($6, 'hex')) ON CONFLICT DO NOTHING",
+          log_.id().ToString(), e.seq, name_, err.sqlstate(), std::string(err.what()), hex);
       AdvanceCursor(txn, e.seq);
       txn.commit();
       cursor_ = e.seq;
@@ -220,6 +284,7 @@ void Projector::FoldOneByOne(const std::vector<wal::Entry>& entries) {
       quarantined_++;
     }
   }
+  if (cursor_ < to) FoldChunk({}, to);  // past the other kind's records after the last of ours
 }
 
 }  // namespace xtrace::projector

@@ -1,5 +1,5 @@
 #pragma once
-// The projector thread: reads the WAL from the cursor stored in PostgreSQL and folds each chunk
+// The projector: threads that read the WAL from cursors stored in PostgreSQL and fold each chunk
 // of records into the projections in one transaction together with the cursor move, fenced on
 // the cursor's expected previous value. A crash between commit and anything else is harmless:
 // the cursor and the rows move together or not at all.
@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "projector/fold.hpp"
 #include "wal/log.hpp"
@@ -36,11 +37,27 @@ struct Options {
   std::chrono::milliseconds max_backoff{5000};
 };
 
-struct Status {
-  uint64_t projected_seq = 0;        // last WAL sequence durably folded (0: none, or not yet known)
-  bool database_up = false;          // the last attempt to talk to PostgreSQL succeeded
-  uint64_t quarantined_records = 0;  // records PostgreSQL rejected, in projector_quarantine
+// Records are folded on one stream per kind, each with its own thread, connection and cursor
+// row: a backlog of metric points never waits behind trace records or the reverse, and the two
+// kinds use two PostgreSQL backends at once. The kinds write disjoint tables, so their relative
+// order does not matter; within a stream, records are applied in WAL order.
+enum class Stream { kTraces, kMetrics };
+inline constexpr Stream kStreams[] = {Stream::kTraces, Stream::kMetrics};
+const char* StreamName(Stream stream);  // "traces" / "metrics": the cursor row's key
+
+struct StreamStatus {
+  std::string name;
+  uint64_t projected_seq = 0;  // last WAL sequence this stream durably folded or skipped
 };
+
+struct Status {
+  uint64_t projected_seq = 0;        // least over the streams: everything up to it is projected
+  bool database_up = false;          // every stream's last attempt to talk to PostgreSQL succeeded
+  uint64_t quarantined_records = 0;  // records PostgreSQL rejected, in projector_quarantine
+  std::vector<StreamStatus> streams;
+};
+
+class StreamProjector;
 
 class Projector {
  public:
@@ -50,22 +67,52 @@ class Projector {
   Projector& operator=(const Projector&) = delete;
 
   void Start();
-  // Finishes the transaction in flight (if any) and joins the thread. Idempotent.
+  // Finishes the transactions in flight (if any) and joins the threads. Idempotent.
   void Stop();
 
   Status status() const;
 
  private:
+  friend class StreamProjector;
+  void Publish();  // a stream's cursor moved: tell the WAL the least of them
+
+  wal::Log& log_;
+  std::mutex publish_mu_;  // keeps what the WAL is told monotonic
+  std::vector<std::unique_ptr<StreamProjector>> streams_;
+};
+
+// One stream: reads the WAL from its cursor, folds the records of its kind in chunks (one
+// transaction per chunk, moving the cursor fenced on its expected previous value) and moves
+// over the other kind's records.
+class StreamProjector {
+ public:
+  StreamProjector(Projector& owner, wal::Log& log, Stream stream, Options options);
+  ~StreamProjector();  // Stop()
+  StreamProjector(const StreamProjector&) = delete;
+  StreamProjector& operator=(const StreamProjector&) = delete;
+
+  void Start();
+  void Stop();
+
+  uint64_t projected_seq() const { return projected_seq_.load(); }
+  bool database_up() const { return database_up_.load(); }
+  uint64_t quarantined() const { return quarantined_.load(); }
+
+ private:
   void Run();
   bool Connect();  // false: failed; backoff and retry
   bool Step();     // one chunk; false when the log had nothing new
-  void FoldChunk(const std::vector<wal::Entry>& entries);
-  void FoldOneByOne(const std::vector<wal::Entry>& entries);
+  // Folds entries (all of this stream's kind) and moves the cursor to `to` (>= the last entry).
+  void FoldChunk(const std::vector<wal::Entry>& entries, uint64_t to);
+  void FoldOneByOne(const std::vector<wal::Entry>& entries, uint64_t to);
   void AdvanceCursor(pqxx::transaction_base& txn, uint64_t to);
   void SleepFor(std::chrono::milliseconds d);
-  void Publish();  // cursor_ is durable: tell status() and the WAL
+  void Publish();  // cursor_ is durable: tell status() and the owner
 
+  Projector& owner_;
   wal::Log& log_;
+  const Stream stream_;
+  const std::string name_;  // StreamName(stream_)
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
   SeriesCache series_;

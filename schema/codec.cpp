@@ -191,15 +191,19 @@ ObservationEvent DecodeObservation(cw::Observation::Reader r) {
 #undef XT_GET_OPT
 #undef XT_GET_TIME
 
+void CheckFormatVersion(uint16_t version) {
+  if (version == 0 || version > kFormatVersion) {
+    throw common::ErrorException(
+        Error{ErrorCode::kInternal,
+              "unsupported WAL record format version " + std::to_string(version),
+              {}});
+  }
+}
+
 WalRecord DecodeRoot(cw::WalRecord::Reader r) {
   WalRecord rec;
   rec.format_version = r.getFormatVersion();
-  if (rec.format_version == 0 || rec.format_version > kFormatVersion) {
-    throw common::ErrorException(
-        Error{ErrorCode::kInternal,
-              "unsupported WAL record format version " + std::to_string(rec.format_version),
-              {}});
-  }
+  CheckFormatVersion(rec.format_version);
   rec.received_at = TimePoint(common::Micros(r.getReceivedAtMicros()));
   rec.project_id = r.getProjectId();
   rec.environment = r.getEnvironment();
@@ -272,7 +276,11 @@ std::string EncodeRecord(const WalRecord& record) {
   return std::string(bytes.begin(), bytes.size());
 }
 
-common::Result<WalRecord> DecodeRecord(std::string_view bytes) {
+namespace {
+
+// Runs read(root) over the record's words, mapping Cap'n Proto's exceptions and ours to errors.
+template <typename T, typename Read>
+common::Result<T> ReadRoot(std::string_view bytes, Read read) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) {
     return Error{ErrorCode::kInternal,
                  "WAL record of " + std::to_string(bytes.size()) + " bytes is not whole words",
@@ -289,13 +297,26 @@ common::Result<WalRecord> DecodeRecord(std::string_view bytes) {
   try {
     capnp::FlatArrayMessageReader reader(
         kj::ArrayPtr<const capnp::word>(words, bytes.size() / sizeof(capnp::word)));
-    return DecodeRoot(reader.getRoot<cw::WalRecord>());
+    return read(reader.getRoot<cw::WalRecord>());
   } catch (const kj::Exception& e) {
     return Error{
         ErrorCode::kInternal, std::string("corrupt WAL record: ") + e.getDescription().cStr(), {}};
   } catch (const common::ErrorException& e) {
     return e.error();
   }
+}
+
+}  // namespace
+
+common::Result<WalRecord> DecodeRecord(std::string_view bytes) {
+  return ReadRoot<WalRecord>(bytes, [](cw::WalRecord::Reader r) { return DecodeRoot(r); });
+}
+
+common::Result<RecordKind> PeekRecordKind(std::string_view bytes) {
+  return ReadRoot<RecordKind>(bytes, [](cw::WalRecord::Reader r) {
+    CheckFormatVersion(r.getFormatVersion());
+    return r.getEvents().isBatch() ? RecordKind::kTraceBatch : RecordKind::kMetricBatch;
+  });
 }
 
 }  // namespace xtrace::schema

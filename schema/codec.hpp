@@ -20,4 +20,10 @@ std::string EncodeRecord(const WalRecord& record);
 // and on a format version newer than kFormatVersion.
 common::Result<WalRecord> DecodeRecord(std::string_view bytes);
 
+// Which kind of events a record holds, read without decoding them (the projector's streams
+// skip the other kind's records this way). Fails as DecodeRecord would on a damaged header or
+// a newer format version.
+enum class RecordKind { kTraceBatch, kMetricBatch };
+common::Result<RecordKind> PeekRecordKind(std::string_view bytes);
+
 }  // namespace xtrace::schema

@@ -123,11 +123,14 @@ ApiResponse Router::Status() const {
                  {"commits", wal.commits},
                  {"committedRecords", wal.committed_records},
                  {"trimmedRecords", wal.trimmed_records}};
+  boost::json::object streams;
+  for (const auto& s : projector.streams) streams[s.name] = s.projected_seq;
   body["projector"] = {{"projectedSequence", projector.projected_seq},
                        {"lagRecords", lag},
                        {"lagSeconds", lag_seconds},
                        {"postgres", projector.database_up ? "up" : "down"},
-                       {"quarantinedEvents", projector.quarantined_records}};
+                       {"quarantinedEvents", projector.quarantined_records},
+                       {"streams", std::move(streams)}};
   return ApiResponse::Json(common::SerializeJson(body));
 }
 

@@ -18,7 +18,8 @@ tools/build.sh >/dev/null
 port=18743
 source tools/bench/lib.sh
 if [[ -n "${BENCH_PG_LOG:-}" ]]; then
-  psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+  psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0" \
+    -c "ALTER SYSTEM SET log_parameter_max_length = 0" -c "SELECT pg_reload_conf()" >/dev/null
 fi
 start_server() {  # start_server DATABASE_URL
   DATABASE_URL=$1 API_BEARER_TOKEN=$XTRACE_BENCH_TOKEN BIND_ADDR=127.0.0.1:$port \
@@ -40,16 +41,23 @@ fi
 records=$(status | json_field lastSequence)
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 
+cpu_ticks $(pg_pids) >"$work/pg-cpu-before"
 start=$(date +%s.%N)
 start_server "$db_url"
-batch_done=
+traces_done= metrics_done=
 while :; do  # one status request per half second: polling must not compete with the projector
-  projected=$(status | json_field projectedSequence)
-  [[ -z "$batch_done" && "${projected:-0}" -ge "$batch_records" ]] && batch_done=$(date +%s.%N)
-  [[ "${projected:-0}" -ge "$records" ]] && break
+  st=$(status)
+  traces_seq=$(json_field traces <<<"$st") metrics_seq=$(json_field metrics <<<"$st")
+  # The streams run side by side; each part is done when its stream has passed its last record.
+  [[ -z "$traces_done" && "${traces_seq:-0}" -ge "$batch_records" ]] && traces_done=$(date +%s.%N)
+  [[ -z "$metrics_done" && "${metrics_seq:-0}" -ge "$records" ]] && metrics_done=$(date +%s.%N)
+  [[ -n "$traces_done" && -n "$metrics_done" ]] && break
   sleep 0.5
 done
 drain=$(echo "$(date +%s.%N) - $start" | bc)
+: >"$work/none"
+server_cpu=$(cpu_seconds_since "$work/none" "$server_pid")
+pg_cpu=$(cpu_seconds_since "$work/pg-cpu-before" $(pg_pids))
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 
 traces=$(count traces); observations=$(count observations); points=$(count metric_points)
@@ -75,10 +83,10 @@ echo "|---|---|---|---|---|---|---|---|---|"
 printf '| %d | %d | %d | %d | %.1f | %.0f | %.1f | %.0f | %.2f |\n' "$records" "$traces" "$observations" \
   "$points" "$drain" "$(echo "$rows / $drain" | bc -l)" "$copy" "$(echo "$rows / $copy" | bc -l)" \
   "$(echo "$copy / $drain" | bc -l)"
-# Per part: the trace records come first in the WAL, so the time until the projector passed the
-# last of them (to the half second of polling) is the traces + observations part.
-batch_s=$(echo "${batch_done:-$start} - $start" | bc)
-metrics_s=$(echo "$drain - $batch_s" | bc)
+# Per part: the time until its stream passed the last of its records (to the half second of
+# polling). The two parts overlap, so they add up to more than the drain.
+batch_s=$(echo "$traces_done - $start" | bc)
+metrics_s=$(echo "$metrics_done - $start" | bc)
 copy_batch=$(echo "$copy_points_start - $copy_start" | bc)
 copy_points=$(echo "$copy_end - $copy_points_start" | bc)
 part() {  # part NAME ROWS PROJECTOR_S COPY_S
@@ -90,4 +98,5 @@ echo "| part | rows | projector s | projector rows/s | raw COPY s | raw COPY row
 echo "|---|---|---|---|---|---|---|"
 part "traces + observations" "$((traces + observations))" "$batch_s" "$copy_batch"
 ((points > 0)) && part "metric points" "$points" "$metrics_s" "$copy_points"
-true
+echo
+echo "CPU during the drain: server ${server_cpu} s, PostgreSQL ${pg_cpu} s, wall $(printf '%.1f' "$drain") s (2 cores)"

@@ -164,7 +164,12 @@ TEST_F(ProjectionTest, CursorMovesWithTheRowsAndSurvivesRestart) {
   {
     pqxx::connection conn(db_.url());
     pqxx::work txn(conn);
-    EXPECT_EQ(txn.exec1("SELECT seq FROM projector_cursors")[0].as<uint64_t>(), 1u);
+    // Each stream has its own cursor row, and each moved past the record (the metrics stream
+    // by skipping it).
+    EXPECT_EQ(txn.exec1("SELECT string_agg(stream || '=' || seq, ',' ORDER BY stream) "
+                        "FROM projector_cursors")[0]
+                  .as<std::string>(),
+              "metrics=1,traces=1");
   }
   projector::Options popts;
   popts.database_url = db_.url();
@@ -174,7 +179,36 @@ TEST_F(ProjectionTest, CursorMovesWithTheRowsAndSurvivesRestart) {
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "two");
   pqxx::connection conn(db_.url());
   pqxx::work txn(conn);
-  EXPECT_EQ(txn.exec1("SELECT seq FROM projector_cursors")[0].as<uint64_t>(), 2u);
+  EXPECT_EQ(txn.exec1("SELECT string_agg(stream || '=' || seq, ',' ORDER BY stream) "
+                      "FROM projector_cursors")[0]
+                .as<std::string>(),
+            "metrics=2,traces=2");
+}
+
+TEST_F(ProjectionTest, MetricsAreProjectedWhileTraceProjectionIsHeldUp) {
+  // A session holding the traces table stalls the trace stream; metric points that arrive after
+  // the stalled trace record are still projected, and the trace follows once it is released.
+  while (!projector_->status().database_up) {  // connected, so the tables exist
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pqxx::connection blocker(db_.url());
+  pqxx::work hold(blocker);
+  hold.exec0("LOCK TABLE traces IN EXCLUSIVE MODE");
+  Ingest(TraceBody(R"(,"name":"held")"));
+  Ingest(R"({"metrics":[{"name":"gpu","labels":{"host":"a"},"value":7,)"
+         R"("timestamp":"2026-01-01T00:00:00Z"}]})");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    if (txn.exec1("SELECT count(*) FROM metric_points")[0].as<int>() == 1) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "metrics waited for the traces";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(projector_->status().projected_seq, 0u) << "the trace record is not projected yet";
+  hold.abort();
+  WaitProjected();
+  EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "held");
 }
 
 TEST_F(ProjectionTest, NulCharactersAreSanitizedNotRejected) {

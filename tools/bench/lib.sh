@@ -23,3 +23,18 @@ status() {
 json_field() {  # json_field KEY: the first numeric value of "KEY": in stdin
   grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2
 }
+
+# CPU accounting, to tell where a run's time went: cpu_ticks PID... prints "pid ticks" (user +
+# system clock ticks) per live process; pg_pids lists the PostgreSQL cluster's processes.
+cpu_ticks() {
+  local pid
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] && awk -v p="$pid" '{print p, $14 + $15}' "/proc/$pid/stat"
+  done
+  true
+}
+pg_pids() { pgrep -P "$(head -n 1 "$pg_dir/data/postmaster.pid")"; head -n 1 "$pg_dir/data/postmaster.pid"; }
+cpu_seconds_since() {  # cpu_seconds_since SNAPSHOT_FILE PID...: CPU seconds used since the snapshot
+  cpu_ticks "${@:2}" | awk -v hz="$(getconf CLK_TCK)" 'FILENAME != "-" {before[$1] = $2; next}
+    {used += $2 - before[$1]} END {printf "%.1f", used / hz}' "$1" -
+}
