@@ -573,21 +573,21 @@ uint64_t EventPosition(uint64_t seq, size_t index) {
   return (seq << 20) | std::min<uint64_t>(index, kMaxIndex);
 }
 
-void Exec(pqxx::work& txn, const char* statement, const Columns& columns) {
-  if (columns.empty()) return;
-  const auto literals = columns.Literals();
+// Runs a statement over prepared array literals; none (no rows) runs nothing.
+void Exec(pqxx::work& txn, const char* statement, const std::vector<std::string>& literals) {
+  if (literals.empty()) return;
   txn.exec_prepared(statement, pqxx::prepare::make_dynamic_params(literals));
 }
 
-void ApplyWave(pqxx::work& txn, const Wave& w, std::set<TraceKey>& touched) {
-  Exec(txn, "xtrace_upsert_traces", w.traces);
-  if (w.observations.empty()) return;
+void ApplyWave(pqxx::work& txn, const std::vector<std::string>& traces,
+               const std::vector<std::string>& observations, std::set<TraceKey>& touched) {
+  Exec(txn, "xtrace_upsert_traces", traces);
+  if (observations.empty()) return;
   // An observation keeps the trace it was first recorded under, even when a later event names
   // another: the UPDATE returns the stored trace of every row it changed, whose aggregates
   // change too.
-  const auto literals = w.observations.Literals();
   for (const auto& row : txn.exec_prepared("xtrace_upsert_observations",
-                                           pqxx::prepare::make_dynamic_params(literals))) {
+                                           pqxx::prepare::make_dynamic_params(observations))) {
     touched.insert({row[0].c_str(), row[1].c_str()});
   }
 }
@@ -862,7 +862,11 @@ void PrepareFoldStatements(pqxx::connection& conn) {
   const auto upsert = [](const char* input, const char* insert, const char* update,
                          const char* where) {
     return std::string("WITH u AS MATERIALIZED (SELECT * FROM ") + input + "), inserted AS (" +
-           insert + "u ON CONFLICT (project_id, id) DO NOTHING) " + update + "u" + where;
+           insert + "u ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id) " +
+           update +
+           "(SELECT u.* FROM u WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.project_id = "
+           "u.project_id AND i.id = u.id)) AS u" +
+           where;
   };
   conn.prepare("xtrace_upsert_traces",
                upsert(kTraceInput, kInsertTraces, kUpdateTraces, kUpdateTracesWhere));
@@ -890,18 +894,30 @@ void SeriesCache::Commit() {
   pending_.clear();
 }
 
-void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
-                 const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series) {
-  // Whatever an earlier, uncommitted transaction learnt is void, even if this chunk has no
-  // metric points (its Commit would otherwise publish those entries).
-  series.Abandon();
+// Everything about a chunk that needs no database, rendered ready to send.
+struct PreparedChunk {
+  ChunkMetrics metrics;
+  std::vector<std::string> placeholders;  // array literals; empty: none
+  struct WaveLiterals {
+    std::vector<std::string> traces, observations;  // empty: none
+  };
+  std::vector<WaveLiterals> waves;
+  std::set<TraceKey> touched;  // traces the chunk's own events name
+};
+
+void PreparedChunkDeleter::operator()(PreparedChunk* chunk) const {
+  delete chunk;
+}
+
+PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
+                              const common::Uuid& wal_id) {
+  PreparedChunkPtr chunk(new PreparedChunk);
   const std::string wal = wal_id.ToString();
   std::vector<Wave> waves;
   // Placeholders for the whole chunk, in record order, go in before any wave: the first
   // observation naming an unknown trace decides its placeholder, and a real trace later in the
   // chunk replaces the placeholder exactly as it would have one from an earlier transaction.
   Columns placeholders{4};
-  ChunkMetrics metrics_chunk;
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   std::set<TraceKey> chunk_traces;  // traces with an event of their own in this chunk
   for (const auto& [seq, record] : records) {
@@ -916,6 +932,7 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
     if (k >= waves.size()) waves.resize(k + 1);
     return waves[k];
   };
+  auto& touched = chunk->touched;
   for (const auto& [seq, record] : records) {
     if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events)) {
       // One record may name an entity more than once (a batch listing the same observation
@@ -935,12 +952,32 @@ void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                        placeholders, chunk_traces, *record, o, wal, position, touched);
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
-      AddMetrics(metrics_chunk, *record, *metrics);
+      AddMetrics(chunk->metrics, *record, *metrics);
     }
   }
-  FoldMetrics(txn, metrics_chunk, series);
-  Exec(txn, "xtrace_insert_placeholders", placeholders);
-  for (const auto& w : waves) ApplyWave(txn, w, touched);
+  if (!placeholders.empty()) chunk->placeholders = placeholders.Literals();
+  for (const auto& w : waves) {
+    auto& out = chunk->waves.emplace_back();
+    if (!w.traces.empty()) out.traces = w.traces.Literals();
+    if (!w.observations.empty()) out.observations = w.observations.Literals();
+  }
+  return chunk;
+}
+
+void ApplyChunk(pqxx::work& txn, PreparedChunk& chunk, std::set<TraceKey>& touched,
+                SeriesCache& series) {
+  // Whatever an earlier, uncommitted transaction learnt is void, even if this chunk has no
+  // metric points (its Commit would otherwise publish those entries).
+  series.Abandon();
+  touched.insert(chunk.touched.begin(), chunk.touched.end());
+  FoldMetrics(txn, chunk.metrics, series);
+  Exec(txn, "xtrace_insert_placeholders", chunk.placeholders);
+  for (const auto& w : chunk.waves) ApplyWave(txn, w.traces, w.observations, touched);
+}
+
+void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
+                 const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series) {
+  ApplyChunk(txn, *PrepareChunk(records, wal_id), touched, series);
 }
 
 }  // namespace xtrace::projector

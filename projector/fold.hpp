@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -58,6 +59,20 @@ class SeriesCache {
 // applied to a row changes nothing (see fold.cpp). Call series.Commit() once txn has committed.
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
                  const common::Uuid& wal_id, std::set<TraceKey>& touched, SeriesCache& series);
+
+// FoldRecords in two halves: PrepareChunk does everything that needs no database (grouping
+// events into waves, rendering the statements' arguments) and may run on another thread while
+// an earlier chunk is applied; ApplyChunk runs the statements in txn. The prepared chunk owns
+// all it needs: the records may be freed once it is made.
+struct PreparedChunk;
+struct PreparedChunkDeleter {
+  void operator()(PreparedChunk* chunk) const;
+};
+using PreparedChunkPtr = std::unique_ptr<PreparedChunk, PreparedChunkDeleter>;
+PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
+                              const common::Uuid& wal_id);
+void ApplyChunk(pqxx::work& txn, PreparedChunk& chunk, std::set<TraceKey>& touched,
+                SeriesCache& series);
 
 // Recomputes the derived trace aggregates (latency, total cost) of the given traces from their
 // observations, and their contributions to the daily usage rollups: exact whatever order or how

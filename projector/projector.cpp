@@ -18,6 +18,17 @@ class CursorFenced : public std::runtime_error {
   CursorFenced() : std::runtime_error("projector cursor moved underneath us") {}
 };
 
+// A record this build cannot decode. Skipping would lose an acknowledged record for good. The
+// usual cause is a record written by a newer build (format version): projection halts here,
+// retrying with backoff, until a build that reads it runs. Ingest is unaffected; the lag shows in
+// /readyz.
+class Undecodable : public std::runtime_error {
+ public:
+  Undecodable(uint64_t seq, const std::string& why)
+      : std::runtime_error("WAL record " + std::to_string(seq) + " cannot be decoded (" + why +
+                           "); projection halted at this record") {}
+};
+
 // Integrity and data errors are about the rows, not the connection: retrying the same chunk
 // would fail forever, so the chunk is re-applied record by record to isolate the bad one.
 bool IsDataError(const pqxx::sql_error& e) {
@@ -121,16 +132,24 @@ void StreamProjector::Run() {
       backoff = options_.min_backoff;
     } catch (const CursorFenced& e) {
       spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
+      DropPrefetch();
       conn_.reset();
     } catch (const std::exception& e) {
       spdlog::warn("projector[{}]: {} (retrying in {} ms)", name_, e.what(), backoff.count());
+      DropPrefetch();
       database_up_ = false;
       conn_.reset();
       SleepFor(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
+  DropPrefetch();
   conn_.reset();
+}
+
+void StreamProjector::DropPrefetch() {
+  if (next_.valid()) next_.wait();  // its thread reads the log: let it finish first
+  next_ = {};
 }
 
 bool StreamProjector::Connect() {
@@ -175,40 +194,67 @@ bool StreamProjector::Connect() {
   }
 }
 
-bool StreamProjector::Step() {
-  if (log_.LastSequence() <= cursor_) return false;
-  auto entries = log_.Read(cursor_, options_.chunk_records, options_.chunk_bytes);
+StreamProjector::Batch StreamProjector::Load(uint64_t after) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  Batch batch;
+  batch.after = after;
+  batch.to = after;
+  auto entries = log_.Read(after, options_.chunk_records, options_.chunk_bytes);
   if (!entries) throw common::ErrorException(entries.error());
-  if (entries->empty()) return false;
-  if (entries->front().seq != cursor_ + 1) {
+  if (entries->empty()) return batch;
+  if (entries->front().seq != after + 1) {
     // Records below the first retained one were trimmed; only possible if the cursor row was
     // reset by hand. Resume from what the log still has.
     spdlog::error("projector[{}]: WAL has no record {} (next is {}); skipping the gap", name_,
-                  cursor_ + 1, entries->front().seq);
+                  after + 1, entries->front().seq);
   }
-  const uint64_t to = entries->back().seq;
+  batch.to = entries->back().seq;
   const auto own = stream_ == Stream::kTraces ? schema::RecordKind::kTraceBatch
                                               : schema::RecordKind::kMetricBatch;
-  std::vector<wal::Entry> mine;
   for (auto& e : *entries) {
     const auto kind = schema::PeekRecordKind(e.bytes);
-    if (!kind) {
-      // Skipping would lose an acknowledged record for good. The usual cause is a record
-      // written by a newer build (format version): projection halts here, retrying with
-      // backoff, until a build that reads it runs. Ingest is unaffected; the lag shows in
-      // /readyz.
-      throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
-                               kind.error().message + "); projection halted at this record");
-    }
-    if (*kind == own) mine.push_back(std::move(e));
+    if (!kind) throw Undecodable(e.seq, kind.error().message);
+    if (*kind == own) batch.mine.push_back(std::move(e));
+  }
+  batch.prepared = Prepare(batch.mine);
+  batch.prepare_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return batch;
+}
+
+PreparedChunkPtr StreamProjector::Prepare(const std::vector<wal::Entry>& entries) const {
+  std::vector<schema::WalRecord> decoded;
+  decoded.reserve(entries.size());
+  for (const auto& e : entries) {
+    auto record = schema::DecodeRecord(e.bytes);
+    if (!record) throw Undecodable(e.seq, record.error().message);
+    decoded.push_back(std::move(*record));
+  }
+  std::vector<SequencedRecord> records;
+  records.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) records.push_back({entries[i].seq, &decoded[i]});
+  return PrepareChunk(records, log_.id());
+}
+
+bool StreamProjector::Step() {
+  if (!next_.valid()) {
+    if (log_.LastSequence() <= cursor_) return false;
+    next_ = std::async(std::launch::async, [this, after = cursor_] { return Load(after); });
+  }
+  Batch batch = next_.get();
+  if (batch.after != cursor_) return true;  // read for another position (cannot happen): reload
+  if (batch.to == batch.after) return false;
+  // The next chunk is read and prepared on another thread while this one's statements run.
+  if (log_.LastSequence() > batch.to) {
+    next_ = std::async(std::launch::async, [this, after = batch.to] { return Load(after); });
   }
   try {
-    FoldChunk(mine, to);
+    Apply(batch);
   } catch (const pqxx::sql_error& e) {
     if (!IsDataError(e)) throw;
     spdlog::warn("projector[{}]: chunk {}..{} rejected ({}); folding record by record", name_,
-                 cursor_ + 1, to, e.what());
-    FoldOneByOne(mine, to);
+                 batch.after + 1, batch.to, e.what());
+    FoldOneByOne(batch);
   }
   return true;
 }
@@ -221,44 +267,35 @@ void StreamProjector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
   if (result.affected_rows() != 1) throw CursorFenced();
 }
 
-void StreamProjector::FoldChunk(const std::vector<wal::Entry>& entries, uint64_t to) {
+void StreamProjector::Apply(Batch& batch) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
-  std::vector<schema::WalRecord> decoded;
-  decoded.reserve(entries.size());
-  for (const auto& e : entries) {
-    auto record = schema::DecodeRecord(e.bytes);
-    if (!record) {
-      throw std::runtime_error("WAL record " + std::to_string(e.seq) + " cannot be decoded (" +
-                               record.error().message + "); projection halted at this record");
-    }
-    decoded.push_back(std::move(*record));
-  }
-  std::vector<SequencedRecord> records;
-  records.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) records.push_back({entries[i].seq, &decoded[i]});
-  const auto t1 = Clock::now();
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
-  if (!records.empty()) FoldRecords(txn, records, log_.id(), touched, series_);
-  const auto t2 = Clock::now();
+  ApplyChunk(txn, *batch.prepared, touched, series_);
+  const auto t1 = Clock::now();
   RefreshTraceAggregates(txn, touched);
-  AdvanceCursor(txn, to);
+  AdvanceCursor(txn, batch.to);
   txn.commit();
   series_.Commit();
-  const auto t3 = Clock::now();
-  cursor_ = to;
+  const auto t2 = Clock::now();
+  cursor_ = batch.to;
   Publish();
   const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   spdlog::debug(
-      "projector[{}]: {} records to {}: decode {:.1f} ms, fold {:.1f} ms, commit {:.1f} ms", name_,
-      entries.size(), cursor_, ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
+      "projector[{}]: {} records to {}: prepare {:.1f} ms (beside the previous chunk), "
+      "fold {:.1f} ms, aggregates and commit {:.1f} ms",
+      name_, batch.mine.size(), cursor_, batch.prepare_ms, ms(t1 - t0), ms(t2 - t1));
 }
 
-void StreamProjector::FoldOneByOne(const std::vector<wal::Entry>& entries, uint64_t to) {
-  for (const auto& e : entries) {
+void StreamProjector::FoldOneByOne(const Batch& batch) {
+  for (const auto& e : batch.mine) {
     try {
-      FoldChunk({e}, e.seq);
+      Batch one;
+      one.after = cursor_;
+      one.to = e.seq;
+      one.prepared = Prepare({e});
+      Apply(one);
     } catch (const pqxx::sql_error& err) {
       if (!IsDataError(err)) throw;
       // Quarantine the rejected record alone, so its neighbours are not held back; it stays
@@ -284,7 +321,13 @@ void StreamProjector::FoldOneByOne(const std::vector<wal::Entry>& entries, uint6
       quarantined_++;
     }
   }
-  if (cursor_ < to) FoldChunk({}, to);  // past the other kind's records after the last of ours
+  if (cursor_ < batch.to) {  // past the other kind's records after the last of ours
+    Batch rest;
+    rest.after = cursor_;
+    rest.to = batch.to;
+    rest.prepared = Prepare({});
+    Apply(rest);
+  }
 }
 
 }  // namespace xtrace::projector

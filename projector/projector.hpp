@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -101,10 +102,20 @@ class StreamProjector {
  private:
   void Run();
   bool Connect();  // false: failed; backoff and retry
-  bool Step();     // one chunk; false when the log had nothing new
-  // Folds entries (all of this stream's kind) and moves the cursor to `to` (>= the last entry).
-  void FoldChunk(const std::vector<wal::Entry>& entries, uint64_t to);
-  void FoldOneByOne(const std::vector<wal::Entry>& entries, uint64_t to);
+  // A chunk read from the log after `after` up to `to`: this stream's records, prepared.
+  struct Batch {
+    uint64_t after = 0, to = 0;    // to == after: the log had nothing new
+    std::vector<wal::Entry> mine;  // kept for the record-by-record fallback
+    PreparedChunkPtr prepared;
+    double prepare_ms = 0;
+  };
+  bool Step();                       // one chunk; false when the log had nothing new
+  Batch Load(uint64_t after) const;  // no database: runs beside the previous chunk's statements
+  PreparedChunkPtr Prepare(const std::vector<wal::Entry>& entries) const;
+  // Folds the batch and moves the cursor to batch.to, in one transaction.
+  void Apply(Batch& batch);
+  void FoldOneByOne(const Batch& batch);
+  void DropPrefetch();
   void AdvanceCursor(pqxx::transaction_base& txn, uint64_t to);
   void SleepFor(std::chrono::milliseconds d);
   void Publish();  // cursor_ is durable: tell status() and the owner
@@ -116,6 +127,7 @@ class StreamProjector {
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
   SeriesCache series_;
+  std::future<Batch> next_;     // the chunk after cursor_'s, being read and prepared
   uint64_t cursor_ = 0;         // projector thread only
   bool reported_down_ = false;  // projector thread only
 
