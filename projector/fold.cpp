@@ -332,13 +332,21 @@ constexpr int kTraceColumns = 21;
 constexpr char kInsertTraces[] = R"sql(
 INSERT INTO traces (project_id, id, "timestamp", placeholder, environment, name, user_id,
   session_id, release, version, external_id, input, output, metadata, tags, public, bookmarked,
-  latency, total_cost, src_wal, src_seq)
+  latency, total_cost, src_wal, src_seq, obs_latency, obs_total_cost)
 SELECT u.project_id, u.id, COALESCE(u.ts, u.received), FALSE, u.environment, u.name, u.user_id,
   u.session_id, u.release, u.version, u.external_id, u.input, u.output, u.metadata,
   (SELECT COALESCE(array_agg(DISTINCT x ORDER BY x), '{}') FROM jsonb_array_elements_text(u.tags) AS x),
   COALESCE(u.public, FALSE), COALESCE(u.bookmarked, FALSE), u.latency, u.total_cost,
-  u.src_wal, u.src_seq
+  u.src_wal, u.src_seq, a.latency, a.total_cost
 FROM )sql";
+// A new trace is written with the aggregates of the observations already stored for it (the
+// wave's observations go in first), as kRefreshDerived computes them: the refresh then finds
+// them current and leaves the freshly written row alone instead of writing it a second time.
+constexpr char kInsertTracesSource[] = R"sql(u
+LEFT JOIN LATERAL (
+  SELECT EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
+         sum(o.calculated_total_cost) AS total_cost
+  FROM observations o WHERE o.project_id = u.project_id AND o.trace_id = u.id) AS a ON TRUE)sql";
 
 constexpr char kUpdateTraces[] = R"sql(
 UPDATE traces AS t SET
@@ -581,30 +589,19 @@ void Exec(pqxx::work& txn, const char* statement, const std::vector<std::string>
 
 void ApplyWave(pqxx::work& txn, const std::vector<std::string>& traces,
                const std::vector<std::string>& observations, std::set<TraceKey>& touched) {
-  Exec(txn, "xtrace_upsert_traces", traces);
-  if (observations.empty()) return;
-  // An observation keeps the trace it was first recorded under, even when a later event names
-  // another: the UPDATE returns the stored trace of every row it changed, whose aggregates
-  // change too.
-  for (const auto& row : txn.exec_prepared("xtrace_upsert_observations",
-                                           pqxx::prepare::make_dynamic_params(observations))) {
-    touched.insert({row[0].c_str(), row[1].c_str()});
+  // Observations first, so that the traces the wave creates are written with their aggregates
+  // (the two statements touch different tables: their order changes nothing else).
+  if (!observations.empty()) {
+    // An observation keeps the trace it was first recorded under, even when a later event names
+    // another: the UPDATE returns the stored trace of every row it changed, whose aggregates
+    // change too.
+    for (const auto& row : txn.exec_prepared("xtrace_upsert_observations",
+                                             pqxx::prepare::make_dynamic_params(observations))) {
+      touched.insert({row[0].c_str(), row[1].c_str()});
+    }
   }
+  Exec(txn, "xtrace_upsert_traces", traces);
 }
-
-constexpr char kRefreshTraceAggregates[] = R"sql(
-UPDATE traces t
-SET obs_latency = a.latency, obs_total_cost = a.total_cost
-FROM (SELECT o.project_id, o.trace_id,
-             EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
-             sum(o.calculated_total_cost) AS total_cost
-      FROM observations o
-      JOIN unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)
-        ON o.project_id = k.project_id AND o.trace_id = k.trace_id
-      GROUP BY o.project_id, o.trace_id) AS a
-WHERE t.project_id = a.project_id AND t.id = a.trace_id
-  AND (t.obs_latency IS DISTINCT FROM a.latency OR t.obs_total_cost IS DISTINCT FROM a.total_cost)
-)sql";
 
 // A trace's dimensions in the daily usage rollups, the same in daily_traces and daily_models so
 // that every filter selects the same traces in both.
@@ -612,49 +609,70 @@ WHERE t.project_id = a.project_id AND t.id = a.trace_id
   "jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version, 'release', " \
   "t.release, 'tags', to_jsonb(t.tags))"
 
-// The per-trace usage rows of the touched traces are recomputed, and the difference to the old
-// rows is added to the daily sums.
-constexpr char kRefreshDailyTraces[] = R"sql(
+// One statement recomputes everything derived from the touched traces and their observations,
+// reading each observation once:
+// - the trace aggregates (latency over the observations, their total cost);
+// - the per-trace and per-(trace, model) usage rows, whose difference to the old rows is added to
+//   the daily sums (and to each day's total row, dims '{}', which unfiltered queries read).
+// All parts see the statement's snapshot, so the fresh rows take the new observation cost from
+// the aggregate computed here, not from the traces row the same statement updates.
+constexpr char kRefreshDerived[] = R"sql(
 WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
-old AS (
+o AS MATERIALIZED (
+  SELECT o.project_id, o.trace_id, o.start_time, o.end_time, o.calculated_total_cost, o.type,
+         o.model, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d
+  FROM observations o JOIN k ON o.project_id = k.project_id AND o.trace_id = k.trace_id),
+a AS (
+  SELECT project_id, trace_id,
+         EXTRACT(EPOCH FROM (max(end_time) - min(start_time)))::float8 AS latency,
+         sum(calculated_total_cost) AS total_cost, count(*) AS n
+  FROM o GROUP BY project_id, trace_id),
+t AS MATERIALIZED (
+  SELECT t.project_id, t.id, t.environment, t."timestamp", t.name, t.user_id, t.version,
+         t.release, t.tags, t.total_cost, a.latency, a.trace_id IS NOT NULL AS has_observations,
+         CASE WHEN a.trace_id IS NULL THEN t.obs_total_cost ELSE a.total_cost END AS obs_total_cost,
+         COALESCE(a.n, 0) AS count_observations
+  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id
+  LEFT JOIN a ON a.project_id = t.project_id AND a.trace_id = t.id),
+aggregates AS (
+  UPDATE traces s SET obs_latency = t.latency, obs_total_cost = t.obs_total_cost
+  FROM t
+  WHERE t.has_observations AND s.project_id = t.project_id AND s.id = t.id
+    AND (s.obs_latency IS DISTINCT FROM t.latency
+         OR s.obs_total_cost IS DISTINCT FROM t.obs_total_cost)),
+old_traces AS (
   DELETE FROM trace_usage u USING k
   WHERE u.project_id = k.project_id AND u.trace_id = k.trace_id
   RETURNING u.*),
-fresh AS (
+fresh_traces AS (
   SELECT t.project_id, t.id AS trace_id, t.environment,
          (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
          )sql" XTRACE_TRACE_DIMS R"sql( AS dims,
-         (SELECT count(*) FROM observations o
-          WHERE o.project_id = t.project_id AND o.trace_id = t.id) AS count_observations,
-         COALESCE(t.total_cost, t.obs_total_cost, 0) AS total_cost
-  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id),
-inserted AS (INSERT INTO trace_usage SELECT * FROM fresh),
-delta AS (
+         t.count_observations, COALESCE(t.total_cost, t.obs_total_cost, 0) AS total_cost
+  FROM t),
+inserted_traces AS (INSERT INTO trace_usage SELECT * FROM fresh_traces),
+delta_traces AS (
   SELECT project_id, environment, day, COALESCE(dims, '{}') AS dims, sum(n) AS n,
          sum(count_observations) AS obs, sum(total_cost) AS cost
   FROM (SELECT project_id, environment, day, dims, 1 AS n, count_observations, total_cost
-        FROM fresh
+        FROM fresh_traces
         UNION ALL
         SELECT project_id, environment, day, dims, -1, -count_observations, -total_cost
-        FROM old) AS d
-  -- Each delta also goes to the day's total row (dims '{}'), which unfiltered queries read.
-  GROUP BY GROUPING SETS ((project_id, environment, day, dims), (project_id, environment, day)))
-INSERT INTO daily_traces AS r (project_id, environment, day, dims, count_traces,
-                               count_observations, total_cost)
-SELECT project_id, environment, day, dims, n, obs, cost FROM delta
-ON CONFLICT (project_id, environment, day, dims) DO UPDATE SET
-  count_traces       = r.count_traces + EXCLUDED.count_traces,
-  count_observations = r.count_observations + EXCLUDED.count_observations,
-  total_cost         = r.total_cost + EXCLUDED.total_cost
-)sql";
-
-constexpr char kRefreshDailyModels[] = R"sql(
-WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
-old AS (
+        FROM old_traces) AS d
+  GROUP BY GROUPING SETS ((project_id, environment, day, dims), (project_id, environment, day))),
+daily_traces_upsert AS (
+  INSERT INTO daily_traces AS r (project_id, environment, day, dims, count_traces,
+                                 count_observations, total_cost)
+  SELECT project_id, environment, day, dims, n, obs, cost FROM delta_traces
+  ON CONFLICT (project_id, environment, day, dims) DO UPDATE SET
+    count_traces       = r.count_traces + EXCLUDED.count_traces,
+    count_observations = r.count_observations + EXCLUDED.count_observations,
+    total_cost         = r.total_cost + EXCLUDED.total_cost),
+old_models AS (
   DELETE FROM trace_model_usage u USING k
   WHERE u.project_id = k.project_id AND u.trace_id = k.trace_id
   RETURNING u.*),
-fresh AS (
+fresh_models AS (
   SELECT t.project_id, t.id AS trace_id, COALESCE(o.model, 'unknown') AS model, t.environment,
          (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
          )sql" XTRACE_TRACE_DIMS R"sql( AS dims,
@@ -663,28 +681,28 @@ fresh AS (
          COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
          COALESCE(sum(o.total_tokens_d), 0)::bigint AS total_usage,
          COALESCE(sum(o.calculated_total_cost), 0) AS total_cost
-  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id
-  JOIN observations o ON o.project_id = t.project_id AND o.trace_id = t.id
+  FROM t JOIN o ON o.project_id = t.project_id AND o.trace_id = t.id
   WHERE o.type = 'GENERATION'
   GROUP BY t.project_id, t.id, COALESCE(o.model, 'unknown'), t.environment, t."timestamp",
            t.name, t.user_id, t.version, t.release, t.tags),
-inserted AS (INSERT INTO trace_model_usage SELECT * FROM fresh),
-delta AS (
+inserted_models AS (INSERT INTO trace_model_usage SELECT * FROM fresh_models),
+delta_models AS (
   SELECT project_id, environment, day, COALESCE(dims, '{}') AS dims, model, sum(n) AS n,
          sum(count_observations) AS obs,
          sum(input_usage) AS input, sum(output_usage) AS output, sum(total_usage) AS total,
          sum(total_cost) AS cost
   FROM (SELECT project_id, environment, day, dims, model, 1 AS n, count_observations,
-               input_usage, output_usage, total_usage, total_cost FROM fresh
+               input_usage, output_usage, total_usage, total_cost FROM fresh_models
         UNION ALL
         SELECT project_id, environment, day, dims, model, -1, -count_observations,
-               -input_usage, -output_usage, -total_usage, -total_cost FROM old) AS d
+               -input_usage, -output_usage, -total_usage, -total_cost FROM old_models) AS d
   GROUP BY GROUPING SETS ((project_id, environment, day, dims, model),
                           (project_id, environment, day, model)))
 INSERT INTO daily_models AS r (project_id, environment, day, dims, model, count_traces,
                                count_observations, input_usage, output_usage, total_usage,
                                total_cost)
-SELECT project_id, environment, day, dims, model, n, obs, input, output, total, cost FROM delta
+SELECT project_id, environment, day, dims, model, n, obs, input, output, total, cost
+FROM delta_models
 ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
   count_traces       = r.count_traces + EXCLUDED.count_traces,
   count_observations = r.count_observations + EXCLUDED.count_observations,
@@ -842,16 +860,15 @@ void RefreshTraceAggregates(pqxx::work& txn, const std::set<TraceKey>& traces) {
   }
   const auto project_array = common::PgTextArrayLiteral(projects);
   const auto id_array = common::PgTextArrayLiteral(ids);
-  txn.exec_prepared("xtrace_refresh_trace_aggregates", project_array, id_array);
-  // After the aggregates: the daily rows read the traces' costs.
-  txn.exec_prepared("xtrace_refresh_daily_traces", project_array, id_array);
-  txn.exec_prepared("xtrace_refresh_daily_models", project_array, id_array);
+  txn.exec_prepared("xtrace_refresh_derived", project_array, id_array);
 }
 
 void PrepareFoldStatements(pqxx::connection& conn) {
-  conn.prepare("xtrace_refresh_trace_aggregates", kRefreshTraceAggregates);
-  conn.prepare("xtrace_refresh_daily_traces", kRefreshDailyTraces);
-  conn.prepare("xtrace_refresh_daily_models", kRefreshDailyModels);
+  // The statements' arrays hold anything from one row (live traffic) to thousands (a backlog).
+  // A generic plan assumes ten rows per unnest and picks nested loops over CTEs that grow
+  // quadratically with a large chunk; a custom plan sees each array's length.
+  conn.set_variable("plan_cache_mode", "force_custom_plan");
+  conn.prepare("xtrace_refresh_derived", kRefreshDerived);
   conn.prepare("xtrace_resolve_series", kResolveSeries);
   conn.prepare("xtrace_insert_points", kInsertPoints);
   conn.prepare("xtrace_select_rollups", kSelectRollups);
@@ -860,16 +877,16 @@ void PrepareFoldStatements(pqxx::connection& conn) {
   // UPDATE runs on the statement's snapshot, so it sees only rows that existed before it; the
   // rows the INSERT adds are already as the record makes them.
   const auto upsert = [](const char* input, const char* insert, const char* update,
-                         const char* where) {
+                         const char* where, const char* insert_source = "u") {
     return std::string("WITH u AS MATERIALIZED (SELECT * FROM ") + input + "), inserted AS (" +
-           insert + "u ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id) " +
-           update +
+           insert + insert_source +
+           " ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id) " + update +
            "(SELECT u.* FROM u WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.project_id = "
            "u.project_id AND i.id = u.id)) AS u" +
            where;
   };
-  conn.prepare("xtrace_upsert_traces",
-               upsert(kTraceInput, kInsertTraces, kUpdateTraces, kUpdateTracesWhere));
+  conn.prepare("xtrace_upsert_traces", upsert(kTraceInput, kInsertTraces, kUpdateTraces,
+                                              kUpdateTracesWhere, kInsertTracesSource));
   conn.prepare("xtrace_insert_placeholders", kInsertPlaceholders);
   conn.prepare("xtrace_upsert_observations", upsert(kObservationInput, kInsertObservations,
                                                     kUpdateObservations, kUpdateObservationsWhere) +

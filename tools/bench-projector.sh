@@ -7,7 +7,8 @@
 #
 # The backlog is written with wrk: tools/bench/batch.lua (1 trace + 4 observations per record)
 # for BATCH_SECONDS, then tools/bench/metrics.lua (100 points per record) for METRICS_SECONDS.
-# BENCH_PG_LOG=1 logs every PostgreSQL statement with its duration (copied to /tmp/bench-pg.log)
+# BENCH_PG_LOG=1 logs every PostgreSQL statement with its duration (copied to /tmp/bench-pg.log),
+# BENCH_PG_EXPLAIN=MS also the plans (EXPLAIN ANALYZE) of statements slower than MS ms,
 # and BENCH_LOG_LEVEL=debug the projector's per-chunk timings (/tmp/bench-server.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,14 @@ tools/build.sh >/dev/null
 
 port=18743
 source tools/bench/lib.sh
+if [[ -n "${BENCH_PG_EXPLAIN:-}" ]]; then  # plans of statements over BENCH_PG_EXPLAIN ms
+  psql "$db_url" -v ON_ERROR_STOP=1 -qc "LOAD 'auto_explain'" \
+    -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '${BENCH_PG_EXPLAIN}ms'" \
+    -c "ALTER SYSTEM SET auto_explain.log_analyze = on" \
+    -c "ALTER SYSTEM SET auto_explain.log_nested_statements = on" -c "SELECT pg_reload_conf()" >/dev/null
+  BENCH_PG_LOG=${BENCH_PG_LOG:-1}
+fi
 if [[ -n "${BENCH_PG_LOG:-}" ]]; then
   psql "$db_url" -qc "ALTER SYSTEM SET log_min_duration_statement = 0" \
     -c "ALTER SYSTEM SET log_parameter_max_length = 0" -c "SELECT pg_reload_conf()" >/dev/null
