@@ -58,20 +58,20 @@ void ApplyMigrations(pqxx::connection& conn) {
   }
 }
 
-uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id) {
+StoredCursors LoadCursors(pqxx::connection& conn, const std::string& wal_id) {
   pqxx::work txn(conn);
   const auto rows =
       txn.exec_params("SELECT stream, seq FROM projector_cursors WHERE wal_id = $1::uuid", wal_id);
-  // The least over the streams; a stream without a row has projected nothing yet.
-  uint64_t least = UINT64_MAX;
+  StoredCursors out{UINT64_MAX, 0};
   for (const Stream stream : kStreams) {
-    uint64_t seq = 0;
+    uint64_t seq = 0;  // a stream without a row has projected nothing yet
     for (const auto& row : rows) {
       if (row[0].as<std::string>() == StreamName(stream)) seq = row[1].as<uint64_t>();
     }
-    least = std::min(least, seq);
+    out.least = std::min(out.least, seq);
+    out.furthest = std::max(out.furthest, seq);
   }
-  return least;
+  return out;
 }
 
 }  // namespace xtrace::projector

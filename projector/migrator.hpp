@@ -13,7 +13,12 @@ namespace xtrace::projector {
 // Throws pqxx exceptions on failure.
 void ApplyMigrations(pqxx::connection& conn);
 
-// The sequence up to which every projector stream has projected a WAL (0 when one has none yet).
-uint64_t LoadCursor(pqxx::connection& conn, const std::string& wal_id);
+// The stored positions of a WAL's projector streams: `least` is what every stream has
+// projected (0 when one has none yet), `furthest` the position of the stream furthest ahead.
+struct StoredCursors {
+  uint64_t least = 0;
+  uint64_t furthest = 0;
+};
+StoredCursors LoadCursors(pqxx::connection& conn, const std::string& wal_id);
 
 }  // namespace xtrace::projector

@@ -62,9 +62,16 @@ void Projector::Stop() {
 
 void Projector::Publish() {
   std::lock_guard lock(publish_mu_);
-  uint64_t least = UINT64_MAX;
-  for (const auto& s : streams_) least = std::min(least, s->projected_seq());
-  log_.SetProjected(least);  // lets the WAL trim and shrink its backlog
+  uint64_t least = UINT64_MAX, furthest = 0;
+  for (const auto& s : streams_) {
+    // Until every stream has read its stored cursor, the WAL keeps what the server told it at
+    // start (a stream not yet connected would otherwise count as having projected nothing).
+    if (!s->loaded()) return;
+    const uint64_t seq = s->projected_seq();
+    least = std::min(least, seq);
+    furthest = std::max(furthest, seq);
+  }
+  log_.SetProjected(least, furthest);  // lets the WAL trim and shrink its backlog
 }
 
 Status Projector::status() const {
@@ -73,10 +80,11 @@ Status Projector::status() const {
   st.database_up = true;
   for (size_t i = 0; i < streams_.size(); ++i) {
     const auto& s = *streams_[i];
-    st.projected_seq = std::min(st.projected_seq, s.projected_seq());
+    const uint64_t seq = s.projected_seq();
+    st.projected_seq = std::min(st.projected_seq, seq);
     st.database_up = st.database_up && s.database_up();
     st.quarantined_records += s.quarantined();
-    st.streams.push_back({StreamName(kStreams[i]), s.projected_seq()});
+    st.streams.push_back({StreamName(kStreams[i]), seq});
   }
   return st;
 }
@@ -128,7 +136,10 @@ void StreamProjector::Run() {
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
-      if (!Step()) log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
+      if (!Step()) {
+        StoreCursor();  // idle: the stored cursor catches up with records skipped in memory
+        log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
+      }
       backoff = options_.min_backoff;
     } catch (const CursorFenced& e) {
       spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
@@ -144,6 +155,11 @@ void StreamProjector::Run() {
     }
   }
   DropPrefetch();
+  try {
+    StoreCursor();  // a clean stop leaves the stored cursor where the stream is
+  } catch (const std::exception& e) {
+    spdlog::warn("projector[{}]: cursor not stored at stop: {}", name_, e.what());
+  }
   conn_.reset();
 }
 
@@ -169,7 +185,8 @@ bool StreamProjector::Connect() {
         "SELECT count(*) FROM projector_quarantine WHERE wal_id = $1::uuid AND stream = $2",
         log_.id().ToString(), name_);
     txn.commit();
-    cursor_ = row[0].as<uint64_t>();
+    cursor_ = stored_cursor_ = row[0].as<uint64_t>();
+    stored_at_ = std::chrono::steady_clock::now();
     quarantined_ = quarantined[0].as<uint64_t>();
     PrepareFoldStatements(*conn);
     if (stream_ == Stream::kMetrics) {
@@ -178,6 +195,7 @@ bool StreamProjector::Connect() {
       }
     }
     conn_ = std::move(conn);
+    loaded_ = true;
     Publish();
     database_up_ = true;
     reported_down_ = false;
@@ -263,13 +281,37 @@ void StreamProjector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
   const auto result = txn.exec_params(
       "UPDATE projector_cursors SET seq = $1, updated_at = now() "
       "WHERE wal_id = $2::uuid AND stream = $3 AND seq = $4",
-      to, log_.id().ToString(), name_, cursor_);
+      to, log_.id().ToString(), name_, stored_cursor_);
   if (result.affected_rows() != 1) throw CursorFenced();
+}
+
+void StreamProjector::Stored(uint64_t to) {
+  cursor_ = stored_cursor_ = to;
+  stored_at_ = std::chrono::steady_clock::now();
+  Publish();
+}
+
+void StreamProjector::StoreCursor() {
+  if (!conn_ || stored_cursor_ == cursor_) return;
+  pqxx::work txn(*conn_);
+  AdvanceCursor(txn, cursor_);
+  txn.commit();
+  Stored(cursor_);
 }
 
 void StreamProjector::Apply(Batch& batch) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
+  if (batch.mine.empty() && batch.to - stored_cursor_ < kLazyCursorRecords &&
+      t0 - stored_at_ < kLazyCursorInterval) {
+    // Only the other kind's records: nothing to write but the cursor, and under mixed live
+    // traffic that would be a commit per chunk. The stream moves on in memory; the stored
+    // cursor follows within these bounds, or when the log goes idle. Re-reading the skipped
+    // records after a crash finds nothing to do in them again.
+    cursor_ = batch.to;
+    Publish();
+    return;
+  }
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
   ApplyChunk(txn, *batch.prepared, touched, series_);
@@ -279,8 +321,7 @@ void StreamProjector::Apply(Batch& batch) {
   txn.commit();
   series_.Commit();
   const auto t2 = Clock::now();
-  cursor_ = batch.to;
-  Publish();
+  Stored(batch.to);
   const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   spdlog::debug(
       "projector[{}]: {} records to {}: prepare {:.1f} ms (beside the previous chunk), "
@@ -294,7 +335,8 @@ void StreamProjector::FoldOneByOne(const Batch& batch) {
       Batch one;
       one.after = cursor_;
       one.to = e.seq;
-      one.prepared = Prepare({e});
+      one.mine = {e};
+      one.prepared = Prepare(one.mine);
       Apply(one);
     } catch (const pqxx::sql_error& err) {
       if (!IsDataError(err)) throw;
@@ -316,8 +358,7 @@ void StreamProjector::FoldOneByOne(const Batch& batch) {
           log_.id().ToString(), e.seq, name_, err.sqlstate(), std::string(err.what()), hex);
       AdvanceCursor(txn, e.seq);
       txn.commit();
-      cursor_ = e.seq;
-      Publish();
+      Stored(e.seq);
       quarantined_++;
     }
   }

@@ -78,7 +78,7 @@ class Projector {
   void Publish();  // a stream's cursor moved: tell the WAL the least of them
 
   wal::Log& log_;
-  std::mutex publish_mu_;  // keeps what the WAL is told monotonic
+  std::mutex publish_mu_;  // one stream at a time tells the WAL
   std::vector<std::unique_ptr<StreamProjector>> streams_;
 };
 
@@ -96,6 +96,7 @@ class StreamProjector {
   void Stop();
 
   uint64_t projected_seq() const { return projected_seq_.load(); }
+  bool loaded() const { return loaded_.load(); }  // has read its stored cursor
   bool database_up() const { return database_up_.load(); }
   uint64_t quarantined() const { return quarantined_.load(); }
 
@@ -105,7 +106,7 @@ class StreamProjector {
   // A chunk read from the log after `after` up to `to`: this stream's records, prepared.
   struct Batch {
     uint64_t after = 0, to = 0;    // to == after: the log had nothing new
-    std::vector<wal::Entry> mine;  // kept for the record-by-record fallback
+    std::vector<wal::Entry> mine;  // what `prepared` holds; empty: only the other kind's
     PreparedChunkPtr prepared;
     double prepare_ms = 0;
   };
@@ -116,9 +117,12 @@ class StreamProjector {
   void Apply(Batch& batch);
   void FoldOneByOne(const Batch& batch);
   void DropPrefetch();
+  // Moves the stored cursor from stored_cursor_ to `to` in txn (fenced on its old value).
   void AdvanceCursor(pqxx::transaction_base& txn, uint64_t to);
+  void Stored(uint64_t to);  // the transaction that moved the stored cursor to `to` committed
+  void StoreCursor();        // stores cursor_ if the stored cursor is behind it
   void SleepFor(std::chrono::milliseconds d);
-  void Publish();  // cursor_ is durable: tell status() and the owner
+  void Publish();  // cursor_ moved: tell status() and the owner
 
   Projector& owner_;
   wal::Log& log_;
@@ -127,11 +131,21 @@ class StreamProjector {
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
   SeriesCache series_;
-  std::future<Batch> next_;     // the chunk after cursor_'s, being read and prepared
-  uint64_t cursor_ = 0;         // projector thread only
+  // A chunk of only the other kind's records moves the cursor in memory; the stored one
+  // follows once it lags by this many records or this long (or the log goes idle).
+  static constexpr uint64_t kLazyCursorRecords = 10000;
+  static constexpr std::chrono::milliseconds kLazyCursorInterval{1000};
+
+  std::future<Batch> next_;  // the chunk after cursor_'s, being read and prepared
+  // Projector thread only: the position read up to, and the one stored in PostgreSQL (behind
+  // it only by records of the other kind).
+  uint64_t cursor_ = 0;
+  uint64_t stored_cursor_ = 0;
+  std::chrono::steady_clock::time_point stored_at_;
   bool reported_down_ = false;  // projector thread only
 
   std::atomic<uint64_t> projected_seq_{0};
+  std::atomic<bool> loaded_{false};
   std::atomic<bool> database_up_{false};
   std::atomic<uint64_t> quarantined_{0};
 

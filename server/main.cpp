@@ -86,7 +86,8 @@ int Run(const server::Config& config) {
   try {
     pqxx::connection conn(config.database_url);
     projector::ApplyMigrations(conn);
-    (*log)->SetProjected(projector::LoadCursor(conn, (*log)->id().ToString()));
+    const auto cursors = projector::LoadCursors(conn, (*log)->id().ToString());
+    (*log)->SetProjected(cursors.least, cursors.furthest);
   } catch (const std::exception& e) {
     spdlog::warn("PostgreSQL unreachable at start ({}); ingest continues, projection waits",
                  e.what());

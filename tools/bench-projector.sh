@@ -66,6 +66,7 @@ done
 drain=$(echo "$(date +%s.%N) - $start" | bc)
 : >"$work/none"
 server_cpu=$(cpu_seconds_since "$work/none" "$server_pid")
+server_peak_mb=$(awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$server_pid/status")
 pg_cpu=$(cpu_seconds_since "$work/pg-cpu-before" $(pg_pids))
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 
@@ -108,4 +109,4 @@ echo "|---|---|---|---|---|---|---|"
 part "traces + observations" "$((traces + observations))" "$batch_s" "$copy_batch"
 ((points > 0)) && part "metric points" "$points" "$metrics_s" "$copy_points"
 echo
-echo "CPU during the drain: server ${server_cpu} s, PostgreSQL ${pg_cpu} s, wall $(printf '%.1f' "$drain") s (2 cores)"
+echo "CPU during the drain: server ${server_cpu} s, PostgreSQL ${pg_cpu} s, wall $(printf '%.1f' "$drain") s (2 cores); server peak RSS ${server_peak_mb} MB"

@@ -302,18 +302,19 @@ void Log::CommitGroup(std::vector<Pending>& group) {
   for (size_t i = 0; i < group.size(); ++i) group[i].done(first + i);
 }
 
-void Log::SetProjected(uint64_t seq) {
+void Log::SetProjected(uint64_t seq, uint64_t furthest) {
+  furthest = std::max(furthest, seq);
   {
     std::lock_guard lock(mu_);
     projected_seq_.store(seq);
     unprojected_.Release(seq);
   }
-  if (seq > last_seq_.load()) {
+  if (furthest > last_seq_.load() && furthest >= min_next_seq_.load()) {
     spdlog::error(
         "wal: projected sequence {} is beyond the log's last sequence {}: records were "
         "lost from the WAL; new records continue at {}",
-        seq, last_seq_.load(), seq + 1);
-    min_next_seq_.store(seq + 1);
+        furthest, last_seq_.load(), furthest + 1);
+    min_next_seq_.store(furthest + 1);
   }
 }
 

@@ -48,8 +48,9 @@ struct Options {
   // Upper bound on the bytes one group commit gathers; the rest waits for the next commit.
   // Bounds the latency of one fsync and the size of one WriteBatch. Default 16 MiB.
   size_t max_commit_bytes = 16u << 20;
-  // Unprojected backlog (records above the projected sequence, as RocksDB sizes them) beyond
-  // which appends are refused with kWalFull. Default 4 GiB.
+  // Unprojected backlog (records above the projected sequence, as RocksDB sizes them, never
+  // less than their exact size when appended since open) beyond which appends are refused with
+  // kWalFull. Default 4 GiB.
   uint64_t max_backlog_bytes = uint64_t{4} << 30;
   // Free space below which appends are refused with kWalFull, so the disk never fills up to the
   // point where RocksDB itself fails. Default 256 MiB.
@@ -107,11 +108,13 @@ class Log final : public Appender {
   // Blocks until LastSequence() > after, the timeout passes, or the log is closing.
   void WaitForAppend(uint64_t after, std::chrono::milliseconds timeout) const;
 
-  // The projector reports how far it has durably projected; trimming and the backlog use it.
-  // A projected sequence beyond LastSequence() means the log lost records it once held (a
-  // damaged or restored disk): new records then continue after it rather than reuse sequence
-  // numbers the projector has already consumed, which would hide them from projection.
-  void SetProjected(uint64_t seq);
+  // The projector reports how far it has durably projected: `seq` is what every reader of the
+  // log has projected (trimming and the backlog use it), `furthest` the position of the reader
+  // that is furthest ahead (default: seq). A position beyond LastSequence() means the log lost
+  // records it once held (a damaged or restored disk): new records then continue after it
+  // rather than reuse sequence numbers a reader has already passed, which would hide them from
+  // that reader.
+  void SetProjected(uint64_t seq, uint64_t furthest = 0);
 
   // Stops accepting appends, commits what is pending and joins the threads. Idempotent.
   void Close();

@@ -211,6 +211,57 @@ TEST_F(ProjectionTest, MetricsAreProjectedWhileTraceProjectionIsHeldUp) {
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "held");
 }
 
+TEST_F(ProjectionTest, TheWalKeepsItsProjectedSequenceUntilEveryStreamHasConnected) {
+  // At start the server tells the WAL the stored cursors. A stream that connects before the
+  // other must not make the WAL count the whole retained log as unprojected backlog again.
+  Ingest(TraceBody(R"(,"name":"one")"));
+  Ingest(R"({"metrics":[{"name":"gpu","value":1,"timestamp":"2026-01-01T00:00:00Z"}]})");
+  WaitProjected();
+  projector_->Stop();
+  ASSERT_EQ(log_->GetStats().projected_seq, 2u);
+  // Hold the metrics stream in its connect (it checks metric_rollups there; traces does not).
+  pqxx::connection blocker(db_.url());
+  pqxx::work hold(blocker);
+  hold.exec0("LOCK TABLE metric_rollups IN ACCESS EXCLUSIVE MODE");
+  projector::Options popts;
+  popts.database_url = db_.url();
+  projector_ = std::make_unique<projector::Projector>(*log_, popts);
+  projector_->Start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (projector_->status().streams.at(0).projected_seq != 2) {  // traces has connected
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the traces stream did not connect";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(projector_->status().projected_seq, 0u) << "metrics has not read its cursor yet";
+  EXPECT_EQ(log_->GetStats().projected_seq, 2u);
+  hold.abort();
+  WaitProjected();
+  EXPECT_EQ(log_->GetStats().projected_seq, 2u);
+}
+
+TEST_F(ProjectionTest, StoredCursorsGiveTheLeastAndTheFurthestStream) {
+  while (!projector_->status().database_up) {  // connected: the cursor rows exist
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  projector_->Stop();
+  pqxx::connection conn(db_.url());
+  {
+    pqxx::work txn(conn);
+    txn.exec_params(
+        "UPDATE projector_cursors SET seq = CASE stream WHEN 'traces' THEN 10 ELSE 5 END "
+        "WHERE wal_id = $1::uuid",
+        log_->id().ToString());
+    txn.commit();
+  }
+  const auto cursors = projector::LoadCursors(conn, log_->id().ToString());
+  EXPECT_EQ(cursors.least, 5u);
+  EXPECT_EQ(cursors.furthest, 10u);
+  const auto none = projector::LoadCursors(conn, "00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(none.least, 0u);
+  EXPECT_EQ(none.furthest, 0u);
+}
+
 TEST_F(ProjectionTest, NulCharactersAreSanitizedNotRejected) {
   // Neither text nor jsonb can hold NUL; the projector replaces it with U+FFFD.
   Ingest(TraceBody(R"(,"name":"a\u0000b","input":{"k":"x\u0000y"},"tags":["t\u0000"],

@@ -232,6 +232,11 @@ TEST(WalLog, NeverReusesSequencesTheProjectorAlreadyConsumed) {
   log->SetProjected(5);
   EXPECT_EQ(AppendAndWait(*log, "b"), 6u);
   EXPECT_EQ(log->LastSequence(), 6u);
+  // Readers at different positions: new records continue after the one furthest ahead, even
+  // though only the lesser position counts as projected.
+  log->SetProjected(4, 9);
+  EXPECT_EQ(AppendAndWait(*log, "c"), 10u);
+  EXPECT_EQ(log->GetStats().projected_seq, 4u);
 }
 
 TEST(WalLog, OpenFailsCleanlyOnAnUnusableDirectory) {
