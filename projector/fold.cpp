@@ -609,8 +609,7 @@ void ApplyWave(pqxx::work& txn, const std::vector<std::string>& traces,
   "jsonb_build_object('name', t.name, 'userId', t.user_id, 'version', t.version, 'release', " \
   "t.release, 'tags', to_jsonb(t.tags))"
 
-// One statement recomputes everything derived from the touched traces and their observations,
-// reading each observation once:
+// One statement recomputes everything derived from the touched traces and their observations:
 // - the trace aggregates (latency over the observations, their total cost);
 // - the per-trace and per-(trace, model) usage rows, whose difference to the old rows is added to
 //   the daily sums (and to each day's total row, dims '{}', which unfiltered queries read).
@@ -618,22 +617,18 @@ void ApplyWave(pqxx::work& txn, const std::vector<std::string>& traces,
 // the aggregate computed here, not from the traces row the same statement updates.
 constexpr char kRefreshDerived[] = R"sql(
 WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
-o AS MATERIALIZED (
-  SELECT o.project_id, o.trace_id, o.start_time, o.end_time, o.calculated_total_cost, o.type,
-         o.model, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d
-  FROM observations o JOIN k ON o.project_id = k.project_id AND o.trace_id = k.trace_id),
-a AS (
-  SELECT project_id, trace_id,
-         EXTRACT(EPOCH FROM (max(end_time) - min(start_time)))::float8 AS latency,
-         sum(calculated_total_cost) AS total_cost, count(*) AS n
-  FROM o GROUP BY project_id, trace_id),
 t AS MATERIALIZED (
   SELECT t.project_id, t.id, t.environment, t."timestamp", t.name, t.user_id, t.version,
-         t.release, t.tags, t.total_cost, a.latency, a.trace_id IS NOT NULL AS has_observations,
-         CASE WHEN a.trace_id IS NULL THEN t.obs_total_cost ELSE a.total_cost END AS obs_total_cost,
-         COALESCE(a.n, 0) AS count_observations
-  FROM traces t JOIN k ON t.project_id = k.project_id AND t.id = k.trace_id
-  LEFT JOIN a ON a.project_id = t.project_id AND a.trace_id = t.id),
+         t.release, t.tags, t.total_cost, a.latency, a.n > 0 AS has_observations,
+         CASE WHEN a.n = 0 THEN t.obs_total_cost ELSE a.total_cost END AS obs_total_cost,
+         a.n AS count_observations
+  FROM k JOIN traces t ON t.project_id = k.project_id AND t.id = k.trace_id
+  -- Per trace through the index, whatever the planner guesses of the chunk's size: a join
+  -- against an aggregate of all the chunk's observations was planned as a nested loop over it.
+  CROSS JOIN LATERAL (
+    SELECT EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
+           sum(o.calculated_total_cost) AS total_cost, count(*) AS n
+    FROM observations o WHERE o.project_id = t.project_id AND o.trace_id = t.id) AS a),
 aggregates AS (
   UPDATE traces s SET obs_latency = t.latency, obs_total_cost = t.obs_total_cost
   FROM t
@@ -673,18 +668,19 @@ old_models AS (
   WHERE u.project_id = k.project_id AND u.trace_id = k.trace_id
   RETURNING u.*),
 fresh_models AS (
-  SELECT t.project_id, t.id AS trace_id, COALESCE(o.model, 'unknown') AS model, t.environment,
+  SELECT t.project_id, t.id AS trace_id, m.model, t.environment,
          (t."timestamp" AT TIME ZONE 'UTC')::date AS day,
          )sql" XTRACE_TRACE_DIMS R"sql( AS dims,
-         count(*) AS count_observations,
-         COALESCE(sum(o.input_tokens_d), 0)::bigint AS input_usage,
-         COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
-         COALESCE(sum(o.total_tokens_d), 0)::bigint AS total_usage,
-         COALESCE(sum(o.calculated_total_cost), 0) AS total_cost
-  FROM t JOIN o ON o.project_id = t.project_id AND o.trace_id = t.id
-  WHERE o.type = 'GENERATION'
-  GROUP BY t.project_id, t.id, COALESCE(o.model, 'unknown'), t.environment, t."timestamp",
-           t.name, t.user_id, t.version, t.release, t.tags),
+         m.count_observations, m.input_usage, m.output_usage, m.total_usage, m.total_cost
+  FROM t CROSS JOIN LATERAL (
+    SELECT COALESCE(o.model, 'unknown') AS model, count(*) AS count_observations,
+           COALESCE(sum(o.input_tokens_d), 0)::bigint AS input_usage,
+           COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
+           COALESCE(sum(o.total_tokens_d), 0)::bigint AS total_usage,
+           COALESCE(sum(o.calculated_total_cost), 0) AS total_cost
+    FROM observations o
+    WHERE o.project_id = t.project_id AND o.trace_id = t.id AND o.type = 'GENERATION'
+    GROUP BY 1) AS m),
 inserted_models AS (INSERT INTO trace_model_usage SELECT * FROM fresh_models),
 delta_models AS (
   SELECT project_id, environment, day, COALESCE(dims, '{}') AS dims, model, sum(n) AS n,
@@ -868,6 +864,11 @@ void PrepareFoldStatements(pqxx::connection& conn) {
   // A generic plan assumes ten rows per unnest and picks nested loops over CTEs that grow
   // quadratically with a large chunk; a custom plan sees each array's length.
   conn.set_variable("plan_cache_mode", "force_custom_plan");
+  // A chunk touches a few thousand keys of tables that hold millions, in pages that are cached
+  // (they were just written). At the default random_page_cost of 4 the planner prices that many
+  // index probes above reading a whole table of a few hundred thousand rows into a hash, and
+  // picks the scan, whose cost then grows with the table. 1.1 prices cached pages as they are.
+  conn.set_variable("random_page_cost", "1.1");
   conn.prepare("xtrace_refresh_derived", kRefreshDerived);
   conn.prepare("xtrace_resolve_series", kResolveSeries);
   conn.prepare("xtrace_insert_points", kInsertPoints);
