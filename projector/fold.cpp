@@ -155,6 +155,8 @@ struct RollupCell {
   }
 };
 
+using RollupKey = std::tuple<int64_t, int32_t, int64_t>;  // series, step, bucket start in s
+
 template <class Number>
 Number Parse(const pqxx::field& f) {
   return common::ParsePgNumber<Number>(std::string_view(f.c_str(), f.size()));
@@ -216,11 +218,12 @@ void AddMetrics(ChunkMetrics& chunk, const schema::WalRecord& rec, const schema:
   }
 }
 
-void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
+void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache, RollupCache* rollups) {
   if (chunk.points.empty()) return;
   // A share lock on the epoch: xtrace-replay --rebuild bumps it (waiting for this transaction)
   // before it empties metric_series, so cached ids are never used across a rebuild.
-  cache.Begin(txn.exec1("SELECT epoch FROM projection_epoch FOR SHARE")[0].as<int64_t>());
+  const int64_t epoch = txn.exec1("SELECT epoch FROM projection_epoch FOR SHARE")[0].as<int64_t>();
+  cache.Begin(epoch);
   std::vector<int64_t> ids(chunk.keys.size(), 0);
   std::vector<size_t> missing;
   for (size_t i = 0; i < chunk.keys.size(); ++i) {
@@ -303,7 +306,7 @@ void FoldMetrics(pqxx::work& txn, ChunkMetrics& chunk, SeriesCache& cache) {
       inserted.push_back({Parse<int64_t>(row[0]), Parse<int64_t>(row[1]), Parse<double>(row[2])});
     }
   }
-  MergeIntoRollups(txn, inserted);
+  MergeIntoRollups(txn, inserted, rollups, epoch);
 }
 
 // ---- traces and observations: set-based, in waves -------------------------------------------
@@ -711,11 +714,36 @@ ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
 
 }  // namespace
 
-void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points) {
+struct RollupCache::State {
+  int64_t epoch = -1, version = -1;
+  std::map<RollupKey, RollupCell> committed;  // as stored after our last committed merge
+  int64_t pending_epoch = -1, pending_version = -1;
+  std::map<RollupKey, RollupCell> pending;  // as written by the transaction in flight
+};
+
+RollupCache::RollupCache() : state_(std::make_unique<State>()) {}
+RollupCache::~RollupCache() = default;
+
+void RollupCache::Abandon() {
+  state_->pending.clear();
+  state_->pending_version = -1;
+}
+
+void RollupCache::Commit() {
+  if (state_->pending_version < 0) return;  // the transaction merged nothing
+  state_->committed = std::move(state_->pending);
+  state_->pending.clear();
+  state_->epoch = state_->pending_epoch;
+  state_->version = state_->pending_version;
+  state_->pending_version = -1;
+}
+
+void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points, RollupCache* cache,
+                      int64_t epoch) {
   if (points.empty()) return;
   static constexpr int32_t kSteps[] = {60, 300, 3600, 86400};
   // (series, step, bucket start in s) -> aggregate of the new points.
-  std::map<std::tuple<int64_t, int32_t, int64_t>, RollupCell> cells;
+  std::map<RollupKey, RollupCell> cells;
   for (const auto& p : points) {
     const int32_t slot = common::Sketch::SlotOf(p.value);
     const int64_t ts_s = p.ts_us >= 0 ? p.ts_us / 1000000 : (p.ts_us - 999999) / 1000000;
@@ -737,10 +765,43 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
   const auto step_array = common::PgTextArrayLiteral(steps);
   const auto bucket_array = common::PgTextArrayLiteral(buckets);
   txn.exec_params("SELECT pg_advisory_xact_lock($1)", kRollupLockKey);
+  const int64_t version =
+      txn.exec1("UPDATE rollup_version SET version = version + 1 RETURNING version")[0]
+          .as<int64_t>();
   // Stored cells come first in each merged one, so that their last value wins a tie.
-  std::map<std::tuple<int64_t, int32_t, int64_t>, RollupCell> stored;
-  for (const auto& row :
-       txn.exec_prepared("xtrace_select_rollups", series_array, step_array, bucket_array)) {
+  std::map<RollupKey, RollupCell> stored;
+  std::vector<std::string> read_series, read_steps, read_buckets;  // cells not in the cache
+  const std::map<RollupKey, RollupCell>* known = nullptr;
+  if (cache != nullptr) {
+    auto& st = cache->state();
+    // Our own last merge was the last one (version) in this epoch: the cells are as we left them.
+    if (st.epoch != epoch || st.version != version - 1) st.committed.clear();
+    st.pending.clear();
+    st.pending_epoch = epoch;
+    st.pending_version = version;
+    known = &st.committed;
+  }
+  size_t i = 0;
+  for (const auto& [k, cell] : cells) {
+    if (known != nullptr) {
+      if (const auto it = known->find(k); it != known->end()) {
+        stored.emplace(k, it->second);
+        ++i;
+        continue;
+      }
+    }
+    read_series.push_back(std::move(series_ids[i]));
+    read_steps.push_back(std::move(steps[i]));
+    read_buckets.push_back(std::move(buckets[i]));
+    ++i;
+  }
+  const pqxx::result rows =
+      read_series.empty()
+          ? pqxx::result()
+          : txn.exec_prepared("xtrace_select_rollups", common::PgTextArrayLiteral(read_series),
+                              common::PgTextArrayLiteral(read_steps),
+                              common::PgTextArrayLiteral(read_buckets));
+  for (const auto& row : rows) {
     RollupCell cell;
     cell.count = Parse<int64_t>(row[3]);
     cell.sum = Parse<double>(row[4]);
@@ -764,6 +825,7 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points)
       it->second.Add(fresh);
       cell = &it->second;
     }
+    if (cache != nullptr) cache->state().pending.emplace(k, *cell);
     counts.push_back(std::to_string(cell->count));
     sums.push_back(Decimal(cell->sum));
     mins.push_back(Decimal(cell->min));
@@ -784,6 +846,8 @@ uint64_t RebuildRollups(pqxx::work& txn) {
   // projector merging at the same time waits instead of deadlocking.
   txn.exec_params("SELECT pg_advisory_xact_lock($1)", kRollupLockKey);
   txn.exec0("TRUNCATE metric_rollups");
+  // Whatever a projector remembers of the rollups is void now.
+  txn.exec0("UPDATE rollup_version SET version = version + 1");
   // Pages in key order, so that memory stays bounded whatever the table's size.
   constexpr int kPage = 100000;
   uint64_t total = 0;
@@ -983,12 +1047,13 @@ PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
 }
 
 void ApplyChunk(pqxx::work& txn, PreparedChunk& chunk, std::set<TraceKey>& touched,
-                SeriesCache& series) {
+                SeriesCache& series, RollupCache* rollups) {
   // Whatever an earlier, uncommitted transaction learnt is void, even if this chunk has no
   // metric points (its Commit would otherwise publish those entries).
   series.Abandon();
+  if (rollups != nullptr) rollups->Abandon();
   touched.insert(chunk.touched.begin(), chunk.touched.end());
-  FoldMetrics(txn, chunk.metrics, series);
+  FoldMetrics(txn, chunk.metrics, series, rollups);
   Exec(txn, "xtrace_insert_placeholders", chunk.placeholders);
   for (const auto& w : chunk.waves) ApplyWave(txn, w.traces, w.observations, touched);
 }

@@ -55,6 +55,26 @@ class SeriesCache {
   int64_t epoch_ = -1;
 };
 
+// The rollup cells this projector wrote in its last committed chunk, so that the next chunk, which
+// mostly touches the same hour and day cells, need not read them back. Only valid while nobody
+// else has written metric_rollups since: every merge bumps rollup_version under the rollup lock,
+// and a version other than the one after our own last merge (or a new projection epoch) empties
+// the cache. Bounded by one chunk's cells.
+class RollupCache {
+ public:
+  struct State;  // fold.cpp
+  RollupCache();
+  ~RollupCache();
+  RollupCache(const RollupCache&) = delete;
+  RollupCache& operator=(const RollupCache&) = delete;
+  void Abandon();  // the transaction in flight will not commit: forget what it wrote
+  void Commit();   // after the transaction that wrote the pending cells committed
+  State& state() { return *state_; }
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 // Folds the records, in order, with set-based statements; re-applying a record this WAL already
 // applied to a row changes nothing (see fold.cpp). Call series.Commit() once txn has committed.
 void FoldRecords(pqxx::work& txn, const std::vector<SequencedRecord>& records,
@@ -72,7 +92,7 @@ using PreparedChunkPtr = std::unique_ptr<PreparedChunk, PreparedChunkDeleter>;
 PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
                               const common::Uuid& wal_id);
 void ApplyChunk(pqxx::work& txn, PreparedChunk& chunk, std::set<TraceKey>& touched,
-                SeriesCache& series);
+                SeriesCache& series, RollupCache* rollups = nullptr);
 
 // Recomputes the derived trace aggregates (latency, total cost) of the given traces from their
 // observations, and their contributions to the daily usage rollups: exact whatever order or how
@@ -90,9 +110,11 @@ struct InsertedPoint {
   int64_t ts_us;
   double value;
 };
-// Adds points to the step rollups (1m, 5m, 1h, 1d), reading and merging the touched rollup rows
-// in C++. Feed it only points just inserted, so that nothing is counted twice.
-void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points);
+// Adds points to the step rollups (1m, 5m, 1h, 1d), reading (or taking from the cache, for
+// projection epoch `epoch`) and merging the touched rollup rows in C++. Feed it only points just
+// inserted, so that nothing is counted twice.
+void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points,
+                      RollupCache* cache = nullptr, int64_t epoch = -1);
 
 // Empties metric_rollups and rebuilds them from metric_points within txn, reading the points in
 // pages (memory stays bounded). Returns the number of points folded.

@@ -314,12 +314,13 @@ void StreamProjector::Apply(Batch& batch) {
   }
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
-  ApplyChunk(txn, *batch.prepared, touched, series_);
+  ApplyChunk(txn, *batch.prepared, touched, series_, &rollups_);
   const auto t1 = Clock::now();
   RefreshTraceAggregates(txn, touched);
   AdvanceCursor(txn, batch.to);
   txn.commit();
   series_.Commit();
+  rollups_.Commit();
   const auto t2 = Clock::now();
   Stored(batch.to);
   const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };

@@ -131,6 +131,7 @@ class StreamProjector {
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
   SeriesCache series_;
+  RollupCache rollups_;
   // A chunk of only the other kind's records moves the cursor in memory; the stored one
   // follows once it lags by this many records or this long (or the log goes idle).
   static constexpr uint64_t kLazyCursorRecords = 10000;

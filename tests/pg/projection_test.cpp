@@ -591,6 +591,51 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
   EXPECT_EQ(points_with_series(), std::pair(1, 1));
 }
 
+// A projector reuses the rollup cells it wrote last instead of reading them back, but only while
+// they are what is stored: not after its own transaction rolled back, nor after another writer
+// (another node, xtrace-replay) merged into them.
+TEST_F(ProjectionTest, RollupCacheIsUsedOnlyWhileNobodyElseWroteTheRollups) {
+  projector_->Stop();
+  for (int i = 1; i <= 5; ++i) {  // one series, one minute
+    Ingest(R"({"metrics":[{"name":"m","value":)" + std::to_string(i) +
+           R"(,"timestamp":"2026-01-01T00:00:0)" + std::to_string(i) + R"(Z"}]})");
+  }
+  Ingest(TraceBody(""));  // record 6: no metric points
+  auto entries = log_->Read(0, 10, 1 << 20);
+  ASSERT_TRUE(entries.has_value());
+  std::vector<schema::WalRecord> decoded;
+  for (const auto& e : *entries) decoded.push_back(*schema::DecodeRecord(e.bytes));
+  pqxx::connection conn(db_.url()), other_conn(db_.url());
+  projector::ApplyMigrations(conn);
+  projector::PrepareFoldStatements(conn);
+  projector::PrepareFoldStatements(other_conn);
+  projector::SeriesCache series, other_series;
+  projector::RollupCache rollups;
+  const auto fold = [&](pqxx::connection& c, projector::SeriesCache& sc, projector::RollupCache* rc,
+                        uint64_t seq, bool commit) {
+    pqxx::work txn(c);
+    std::set<projector::TraceKey> touched;
+    auto chunk = projector::PrepareChunk({{seq, &decoded[seq - 1]}}, log_->id());
+    projector::ApplyChunk(txn, *chunk, touched, sc, rc);
+    if (!commit) return;
+    txn.commit();
+    sc.Commit();
+    if (rc != nullptr) rc->Commit();
+  };
+  fold(conn, series, &rollups, 1, true);
+  fold(conn, series, &rollups, 2, false);  // rolled back
+  fold(conn, series, &rollups, 6, true);   // commits without merging anything
+  fold(conn, series, &rollups, 3, true);
+  fold(other_conn, other_series, nullptr, 4, true);  // another writer
+  fold(conn, series, &rollups, 5, true);
+  pqxx::work txn(conn);
+  // Every step's cell holds points 1, 3, 4 and 5.
+  EXPECT_EQ(txn.exec1("SELECT string_agg(step || ':' || count || ':' || sum, ',' ORDER BY step) "
+                      "FROM metric_rollups")[0]
+                .as<std::string>(),
+            "60:4:13,300:4:13,3600:4:13,86400:4:13");
+}
+
 // A rollup rebuild beside a projector: the rebuild takes the rollup lock before its TRUNCATE,
 // as the projector takes it before reading the rollups, so the two wait for each other in turn
 // instead of deadlocking.
