@@ -91,6 +91,22 @@ class ProjectionTest : public ::testing::Test {
     }
   }
 
+  // With the projector stopped: `points` metric records of one point each (value i at second i,
+  // labels as given), then a trace record; returns every record of the log, decoded.
+  std::vector<schema::WalRecord> IngestPointsThenATrace(int points, const std::string& labels) {
+    projector_->Stop();
+    for (int i = 1; i <= points; ++i) {
+      Ingest(R"({"metrics":[{"name":"m","labels":)" + labels + R"(,"value":)" + std::to_string(i) +
+             R"(,"timestamp":"2026-01-01T00:00:0)" + std::to_string(i) + R"(Z"}]})");
+    }
+    Ingest(R"({"trace":{"id":")" + std::string(kTrace) + R"("}})");
+    std::vector<schema::WalRecord> decoded;
+    for (const auto& e : *log_->Read(0, 100, 1 << 20)) {
+      decoded.push_back(*schema::DecodeRecord(e.bytes));
+    }
+    return decoded;
+  }
+
   pqxx::row TraceRow(const std::string& columns) {
     pqxx::connection conn(db_.url());
     pqxx::work txn(conn);
@@ -546,16 +562,8 @@ std::string DumpProjections(const std::string& url) {
 // Cached series ids never outlive their series: not across a rolled-back transaction (which
 // created the series), and not across a rebuild that empties metric_series.
 TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
-  projector_->Stop();
-  for (int i = 1; i <= 3; ++i) {
-    Ingest(R"({"metrics":[{"name":"m","labels":{"h":"a"},"value":)" + std::to_string(i) +
-           R"(,"timestamp":"2026-01-01T00:00:0)" + std::to_string(i) + R"(Z"}]})");
-  }
-  Ingest(TraceBody(""));  // record 4: no metric points
-  auto entries = log_->Read(0, 10, 1 << 20);
-  ASSERT_TRUE(entries.has_value());
-  std::vector<schema::WalRecord> decoded;
-  for (const auto& e : *entries) decoded.push_back(*schema::DecodeRecord(e.bytes));
+  // Records 1-3: a point each; record 4: no metric points.
+  const auto decoded = IngestPointsThenATrace(3, R"({"h":"a"})");
   pqxx::connection conn(db_.url());
   projector::ApplyMigrations(conn);
   projector::PrepareFoldStatements(conn);
@@ -595,16 +603,8 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
 // they are what is stored: not after its own transaction rolled back, nor after another writer
 // (another node, xtrace-replay) merged into them.
 TEST_F(ProjectionTest, RollupCacheIsUsedOnlyWhileNobodyElseWroteTheRollups) {
-  projector_->Stop();
-  for (int i = 1; i <= 5; ++i) {  // one series, one minute
-    Ingest(R"({"metrics":[{"name":"m","value":)" + std::to_string(i) +
-           R"(,"timestamp":"2026-01-01T00:00:0)" + std::to_string(i) + R"(Z"}]})");
-  }
-  Ingest(TraceBody(""));  // record 6: no metric points
-  auto entries = log_->Read(0, 10, 1 << 20);
-  ASSERT_TRUE(entries.has_value());
-  std::vector<schema::WalRecord> decoded;
-  for (const auto& e : *entries) decoded.push_back(*schema::DecodeRecord(e.bytes));
+  // Records 1-5: a point each, one series, one minute; record 6: no metric points.
+  const auto decoded = IngestPointsThenATrace(5, "{}");
   pqxx::connection conn(db_.url()), other_conn(db_.url());
   projector::ApplyMigrations(conn);
   projector::PrepareFoldStatements(conn);
