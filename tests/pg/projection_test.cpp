@@ -57,10 +57,31 @@ class ProjectionTest : public ::testing::Test {
     wal::Options options;
     options.dir = dir_.path();
     log_ = std::move(*wal::Log::Open(options));
+    StartProjector();
+  }
+
+  // A new projector on the fixture's log and database (the previous one, if any, stopped).
+  void StartProjector() {
     projector::Options popts;
     popts.database_url = db_.url();
     projector_ = std::make_unique<projector::Projector>(*log_, popts);
     projector_->Start();
+  }
+
+  // Until every stream has connected: migrated tables, cursor rows.
+  void WaitConnected() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!projector_->status().database_up) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "projector did not connect";
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // The single text value a query returns, on a connection of its own.
+  std::string QueryText(const std::string& sql) {
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    return txn.exec1(sql)[0].as<std::string>();
   }
   void TearDown() override {
     projector_->Stop();
@@ -177,36 +198,21 @@ TEST_F(ProjectionTest, CursorMovesWithTheRowsAndSurvivesRestart) {
   WaitProjected();
   projector_->Stop();
   Ingest(TraceBody(R"(,"name":"two")"));  // appended while no projector runs
-  {
-    pqxx::connection conn(db_.url());
-    pqxx::work txn(conn);
-    // Each stream has its own cursor row, and each moved past the record (the metrics stream
-    // by skipping it).
-    EXPECT_EQ(txn.exec1("SELECT string_agg(stream || '=' || seq, ',' ORDER BY stream) "
-                        "FROM projector_cursors")[0]
-                  .as<std::string>(),
-              "metrics=1,traces=1");
-  }
-  projector::Options popts;
-  popts.database_url = db_.url();
-  projector_ = std::make_unique<projector::Projector>(*log_, popts);
-  projector_->Start();
+  const std::string cursors =
+      "SELECT string_agg(stream || '=' || seq, ',' ORDER BY stream) FROM projector_cursors";
+  // Each stream has its own cursor row, and each moved past the record (the metrics stream by
+  // skipping it).
+  EXPECT_EQ(QueryText(cursors), "metrics=1,traces=1");
+  StartProjector();
   WaitProjected();
   EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "two");
-  pqxx::connection conn(db_.url());
-  pqxx::work txn(conn);
-  EXPECT_EQ(txn.exec1("SELECT string_agg(stream || '=' || seq, ',' ORDER BY stream) "
-                      "FROM projector_cursors")[0]
-                .as<std::string>(),
-            "metrics=2,traces=2");
+  EXPECT_EQ(QueryText(cursors), "metrics=2,traces=2");
 }
 
 TEST_F(ProjectionTest, MetricsAreProjectedWhileTraceProjectionIsHeldUp) {
   // A session holding the traces table stalls the trace stream; metric points that arrive after
   // the stalled trace record are still projected, and the trace follows once it is released.
-  while (!projector_->status().database_up) {  // connected, so the tables exist
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitConnected();
   pqxx::connection blocker(db_.url());
   pqxx::work hold(blocker);
   hold.exec0("LOCK TABLE traces IN EXCLUSIVE MODE");
@@ -214,10 +220,7 @@ TEST_F(ProjectionTest, MetricsAreProjectedWhileTraceProjectionIsHeldUp) {
   Ingest(R"({"metrics":[{"name":"gpu","labels":{"host":"a"},"value":7,)"
          R"("timestamp":"2026-01-01T00:00:00Z"}]})");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    pqxx::connection conn(db_.url());
-    pqxx::work txn(conn);
-    if (txn.exec1("SELECT count(*) FROM metric_points")[0].as<int>() == 1) break;
+  while (QueryText("SELECT count(*) FROM metric_points") != "1") {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "metrics waited for the traces";
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -239,10 +242,7 @@ TEST_F(ProjectionTest, TheWalKeepsItsProjectedSequenceUntilEveryStreamHasConnect
   pqxx::connection blocker(db_.url());
   pqxx::work hold(blocker);
   hold.exec0("LOCK TABLE metric_rollups IN ACCESS EXCLUSIVE MODE");
-  projector::Options popts;
-  popts.database_url = db_.url();
-  projector_ = std::make_unique<projector::Projector>(*log_, popts);
-  projector_->Start();
+  StartProjector();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (projector_->status().streams.at(0).projected_seq != 2) {  // traces has connected
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the traces stream did not connect";
@@ -257,9 +257,7 @@ TEST_F(ProjectionTest, TheWalKeepsItsProjectedSequenceUntilEveryStreamHasConnect
 }
 
 TEST_F(ProjectionTest, StoredCursorsGiveTheLeastAndTheFurthestStream) {
-  while (!projector_->status().database_up) {  // connected: the cursor rows exist
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitConnected();
   projector_->Stop();
   pqxx::connection conn(db_.url());
   {
@@ -276,6 +274,29 @@ TEST_F(ProjectionTest, StoredCursorsGiveTheLeastAndTheFurthestStream) {
   const auto none = projector::LoadCursors(conn, "00000000-0000-4000-8000-000000000000");
   EXPECT_EQ(none.least, 0u);
   EXPECT_EQ(none.furthest, 0u);
+}
+
+TEST_F(ProjectionTest, AfterTheLogLostRecordsNewOnesContinueAfterTheStreamFurthestAhead) {
+  // As after a WAL directory restored from an older copy: the streams' cursors (traces 5,
+  // metrics 3) are ahead of the log (empty). A new record must not take a sequence the traces
+  // stream has already passed, or that stream would never project it.
+  WaitConnected();
+  projector_->Stop();
+  {
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    txn.exec_params(
+        "UPDATE projector_cursors SET seq = CASE stream WHEN 'traces' THEN 5 ELSE 3 END "
+        "WHERE wal_id = $1::uuid",
+        log_->id().ToString());
+    txn.commit();
+  }
+  StartProjector();
+  WaitConnected();
+  Ingest(TraceBody(R"(,"name":"after the loss")"));
+  EXPECT_EQ(log_->LastSequence(), 6u);
+  WaitProjected();
+  EXPECT_EQ(TraceRow("name")[0].as<std::string>(), "after the loss");
 }
 
 TEST_F(ProjectionTest, NulCharactersAreSanitizedNotRejected) {
@@ -628,11 +649,9 @@ TEST_F(ProjectionTest, RollupCacheIsUsedOnlyWhileNobodyElseWroteTheRollups) {
   fold(conn, series, &rollups, 3, true);
   fold(other_conn, other_series, nullptr, 4, true);  // another writer
   fold(conn, series, &rollups, 5, true);
-  pqxx::work txn(conn);
   // Every step's cell holds points 1, 3, 4 and 5.
-  EXPECT_EQ(txn.exec1("SELECT string_agg(step || ':' || count || ':' || sum, ',' ORDER BY step) "
-                      "FROM metric_rollups")[0]
-                .as<std::string>(),
+  EXPECT_EQ(QueryText("SELECT string_agg(step || ':' || count || ':' || sum, ',' ORDER BY step) "
+                      "FROM metric_rollups"),
             "60:4:13,300:4:13,3600:4:13,86400:4:13");
 }
 
