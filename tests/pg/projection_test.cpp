@@ -77,6 +77,20 @@ class ProjectionTest : public ::testing::Test {
     }
   }
 
+  // With the projector connected, then stopped: the stored cursors set by hand.
+  void SetStoredCursors(uint64_t traces, uint64_t metrics) {
+    WaitConnected();
+    projector_->Stop();
+    pqxx::connection conn(db_.url());
+    pqxx::work txn(conn);
+    txn.exec_params(
+        "UPDATE projector_cursors SET seq = CASE stream WHEN 'traces' THEN $1::int8 ELSE $2::int8 "
+        "END "
+        "WHERE wal_id = $3::uuid",
+        traces, metrics, log_->id().ToString());
+    txn.commit();
+  }
+
   // The single text value a query returns, on a connection of its own.
   std::string QueryText(const std::string& sql) {
     pqxx::connection conn(db_.url());
@@ -257,17 +271,8 @@ TEST_F(ProjectionTest, TheWalKeepsItsProjectedSequenceUntilEveryStreamHasConnect
 }
 
 TEST_F(ProjectionTest, StoredCursorsGiveTheLeastAndTheFurthestStream) {
-  WaitConnected();
-  projector_->Stop();
+  SetStoredCursors(10, 5);
   pqxx::connection conn(db_.url());
-  {
-    pqxx::work txn(conn);
-    txn.exec_params(
-        "UPDATE projector_cursors SET seq = CASE stream WHEN 'traces' THEN 10 ELSE 5 END "
-        "WHERE wal_id = $1::uuid",
-        log_->id().ToString());
-    txn.commit();
-  }
   const auto cursors = projector::LoadCursors(conn, log_->id().ToString());
   EXPECT_EQ(cursors.least, 5u);
   EXPECT_EQ(cursors.furthest, 10u);
@@ -280,17 +285,7 @@ TEST_F(ProjectionTest, AfterTheLogLostRecordsNewOnesContinueAfterTheStreamFurthe
   // As after a WAL directory restored from an older copy: the streams' cursors (traces 5,
   // metrics 3) are ahead of the log (empty). A new record must not take a sequence the traces
   // stream has already passed, or that stream would never project it.
-  WaitConnected();
-  projector_->Stop();
-  {
-    pqxx::connection conn(db_.url());
-    pqxx::work txn(conn);
-    txn.exec_params(
-        "UPDATE projector_cursors SET seq = CASE stream WHEN 'traces' THEN 5 ELSE 3 END "
-        "WHERE wal_id = $1::uuid",
-        log_->id().ToString());
-    txn.commit();
-  }
+  SetStoredCursors(5, 3);
   StartProjector();
   WaitConnected();
   Ingest(TraceBody(R"(,"name":"after the loss")"));
