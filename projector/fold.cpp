@@ -345,10 +345,14 @@ FROM )sql";
 // A new trace is written with the aggregates of the observations already stored for it (the
 // wave's observations go in first), as kRefreshDerived computes them: the refresh then finds
 // them current and leaves the freshly written row alone instead of writing it a second time.
+// The same expressions in both statements: if they differed, the refresh would find every new
+// trace changed and rewrite it.
+#define XTRACE_OBSERVATION_AGGREGATES                                              \
+  "EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency, " \
+  "sum(o.calculated_total_cost) AS total_cost"
 constexpr char kInsertTracesSource[] = R"sql(u
 LEFT JOIN LATERAL (
-  SELECT EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
-         sum(o.calculated_total_cost) AS total_cost
+  SELECT )sql" XTRACE_OBSERVATION_AGGREGATES R"sql(
   FROM observations o WHERE o.project_id = u.project_id AND o.trace_id = u.id) AS a ON TRUE)sql";
 
 constexpr char kUpdateTraces[] = R"sql(
@@ -629,8 +633,7 @@ t AS MATERIALIZED (
   -- Per trace through the index, whatever the planner guesses of the chunk's size: a join
   -- against an aggregate of all the chunk's observations was planned as a nested loop over it.
   CROSS JOIN LATERAL (
-    SELECT EXTRACT(EPOCH FROM (max(o.end_time) - min(o.start_time)))::float8 AS latency,
-           sum(o.calculated_total_cost) AS total_cost, count(*) AS n
+    SELECT )sql" XTRACE_OBSERVATION_AGGREGATES R"sql(, count(*) AS n
     FROM observations o WHERE o.project_id = t.project_id AND o.trace_id = t.id) AS a),
 aggregates AS (
   UPDATE traces s SET obs_latency = t.latency, obs_total_cost = t.obs_total_cost
@@ -711,6 +714,7 @@ ON CONFLICT (project_id, environment, day, dims, model) DO UPDATE SET
   total_cost         = r.total_cost + EXCLUDED.total_cost
 )sql";
 #undef XTRACE_TRACE_DIMS
+#undef XTRACE_OBSERVATION_AGGREGATES
 
 }  // namespace
 
@@ -825,7 +829,6 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points,
       it->second.Add(fresh);
       cell = &it->second;
     }
-    if (cache != nullptr) cache->state().pending.emplace(k, *cell);
     counts.push_back(std::to_string(cell->count));
     sums.push_back(Decimal(cell->sum));
     mins.push_back(Decimal(cell->min));
@@ -833,6 +836,8 @@ void MergeIntoRollups(pqxx::work& txn, const std::vector<InsertedPoint>& points,
     lasts.push_back(Decimal(cell->last));
     last_us.push_back(TimeText(cell->last_us));
     sketches.push_back(common::EncodeByteaHex(cell->sketch.Encode()));
+    // Rendered: the cell moves to the cache instead of being copied there.
+    if (cache != nullptr) cache->state().pending.emplace(k, std::move(*cell));
   }
   txn.exec_prepared("xtrace_upsert_rollups", series_array, step_array, bucket_array,
                     common::PgTextArrayLiteral(counts), common::PgTextArrayLiteral(sums),
