@@ -1,8 +1,8 @@
 #pragma once
 // Exact size of the records committed since the log opened that the projector has not yet
-// reported as projected. The capacity check takes the backlog as no less than this, because
-// RocksDB's own size estimate samples the memtable's skip list and can undercount recent records
-// by a third, which would let the log grow past its cap.
+// reported as projected: the capacity check counts these exactly rather than ask RocksDB, whose
+// size estimate samples the memtable's skip list and can undercount recent records by a third,
+// which would let the log grow past its cap.
 //
 // Memory is bounded: past max_groups entries, adjacent groups are merged. A merged entry is
 // released only once its later half is projected, so the figure errs high, never low.

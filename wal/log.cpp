@@ -151,7 +151,8 @@ Log::Log(const Options& options, std::unique_ptr<rocksdb::DB> db,
       handles_(std::move(handles)),
       id_(id),
       first_seq_(first_seq),
-      last_seq_(last_seq) {
+      last_seq_(last_seq),
+      opened_last_seq_(last_seq) {
   RefreshCapacity();  // until the projector reports, the whole retained log counts as backlog
   committer_ = std::thread([this] { CommitLoop(); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
@@ -195,7 +196,7 @@ std::optional<Error> Log::Refusal(size_t incoming_bytes) const {
 }
 
 uint64_t Log::BacklogBytes() const {
-  return std::max(backlog_bytes_.load() + appended_since_refresh_.load(), unprojected_.bytes());
+  return opened_backlog_bytes_.load() + unprojected_.bytes();
 }
 
 size_t Log::ReadinessHeadroom() const {
@@ -292,10 +293,6 @@ void Log::CommitGroup(std::vector<Pending>& group) {
     last_seq_.store(last, std::memory_order_release);
     if (last > projected_seq_.load()) unprojected_.Add(last, bytes);
   }
-  // Counted after the sequence moves: RefreshCapacity relies on every byte it subtracts from
-  // this counter belonging to a record inside the range it has just sized. Until then the bytes
-  // are still in pending_bytes_, so the backlog check never misses them.
-  appended_since_refresh_.fetch_add(bytes);
   appended_cv_.notify_all();
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_records_.fetch_add(group.size(), std::memory_order_relaxed);
@@ -381,11 +378,9 @@ void Log::RefreshCapacity() {
   if (statvfs(options_.dir.c_str(), &fs) == 0) {
     free_disk_bytes_ = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   }
-  // Read the counter before the sequence: whatever it holds then was appended at or below
-  // `last`, so it is inside the sized range and may be dropped from the counter. Records that
-  // commit while this runs stay in the counter (counted twice at worst, never missed).
-  const uint64_t appended_before = appended_since_refresh_.load();
-  const uint64_t last = last_seq_.load();
+  // Only the records the log held when it opened are sized here; those appended since are
+  // counted exactly in unprojected_.
+  const uint64_t last = opened_last_seq_;
   const uint64_t from = std::max(projected_seq_.load(), first_seq_.load() - 1) + 1;
   uint64_t backlog = 0;
   std::shared_lock db_lock(db_mu_);
@@ -397,8 +392,7 @@ void Log::RefreshCapacity() {
     approx.include_files = true;
     db_->GetApproximateSizes(approx, handles_[0], &range, 1, &backlog);
   }
-  backlog_bytes_ = backlog;
-  appended_since_refresh_.fetch_sub(appended_before);
+  opened_backlog_bytes_ = backlog;
 
   uint64_t on_disk = 0;
   std::error_code ec;

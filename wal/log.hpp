@@ -48,8 +48,8 @@ struct Options {
   // Upper bound on the bytes one group commit gathers; the rest waits for the next commit.
   // Bounds the latency of one fsync and the size of one WriteBatch. Default 16 MiB.
   size_t max_commit_bytes = 16u << 20;
-  // Unprojected backlog (records above the projected sequence, as RocksDB sizes them, never
-  // less than their exact size when appended since open) beyond which appends are refused with
+  // Unprojected backlog (records above the projected sequence: counted exactly when appended
+  // since open, sized by RocksDB when found at open) beyond which appends are refused with
   // kWalFull. Default 4 GiB.
   uint64_t max_backlog_bytes = uint64_t{4} << 30;
   // Free space below which appends are refused with kWalFull, so the disk never fills up to the
@@ -160,10 +160,11 @@ class Log final : public Appender {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> committed_records_{0};
   std::atomic<uint64_t> trimmed_records_{0};
-  // Capacity figures, refreshed by the maintenance thread; appended_since_refresh_ keeps the
-  // estimate current between refreshes; the backlog is never taken below unprojected_.
-  std::atomic<uint64_t> backlog_bytes_{0};
-  std::atomic<uint64_t> appended_since_refresh_{0};
+  // The backlog is opened_backlog_bytes_ + unprojected_: records this log held when it opened
+  // are sized by RocksDB (the maintenance thread refreshes the figure as they are projected),
+  // records appended since are counted exactly as they commit.
+  const uint64_t opened_last_seq_;
+  std::atomic<uint64_t> opened_backlog_bytes_{0};
   std::atomic<uint64_t> free_disk_bytes_{UINT64_MAX};
   std::atomic<uint64_t> disk_bytes_{0};
   std::atomic<bool> write_failed_{false};  // last group commit failed; cleared on success

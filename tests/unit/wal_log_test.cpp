@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -156,6 +157,31 @@ TEST(WalLog, BacklogCapRefusesWithWalFullUntilProjectionCatchesUp) {
   log->SetProjected(accepted);  // the projector caught up: the backlog is gone
   ASSERT_TRUE(Eventually([&] { return log->GetStats().backlog_bytes < 4096; }));
   EXPECT_EQ(AppendAndWait(*log, record), accepted + 1);
+}
+
+TEST(WalLog, BacklogFoundAtOpenCountsAgainstTheCap) {
+  // Records the log already held when it opened are sized by RocksDB, not counted as they
+  // commit: a restart with a full backlog must still refuse appends until projection catches up.
+  // RocksDB sizes them as stored (compressed), so the records are incompressible here.
+  testing::TempDir dir;
+  std::string record(4096, '\0');
+  std::mt19937 random(7);
+  for (char& c : record) c = static_cast<char>(random());
+  {
+    auto log = OpenAt(dir.path());
+    for (int i = 0; i < 16; ++i) AppendAndWait(*log, record);
+  }
+  Options options;
+  options.max_backlog_bytes = 64 * 1024;
+  options.maintenance_interval = std::chrono::milliseconds(10);
+  auto log = OpenAt(dir.path(), options);
+  EXPECT_GE(log->GetStats().backlog_bytes, 15u * 4096);
+  const auto refused = TryAppend(*log, record);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, common::ErrorCode::kWalFull);
+  log->SetProjected(16);
+  ASSERT_TRUE(Eventually([&] { return log->GetStats().backlog_bytes == 0; }));
+  EXPECT_EQ(AppendAndWait(*log, record), 17u);
 }
 
 TEST(UnprojectedBytes, CountsExactlyAndErrsHighOnlyWhenGroupsAreMerged) {
