@@ -7,7 +7,15 @@
 
 #include <string>
 
+#include <cstddef>
+
 namespace xtrace::common {
+
+// The deepest JSON nesting the server accepts in a request body and parses in a stored document.
+// One limit for both sides: a document stored from an accepted body is never deeper than the body,
+// so every read path can parse whatever ingest accepted. It also bounds parser recursion and stack
+// use on hostile input while leaving generous room for real metadata.
+inline constexpr std::size_t kMaxJsonDepth = 64;
 
 std::string SerializeJson(const boost::json::value& value);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/json.hpp"
 #include "ingest/json_fields.hpp"
 
 namespace xtrace::ingest {
@@ -14,9 +15,7 @@ namespace {
 using common::Error;
 using common::ErrorCode;
 
-// Nesting deeper than this is rejected as malformed: it bounds parser recursion and stack use on
-// hostile input while leaving generous room for real metadata.
-constexpr size_t kMaxJsonDepth = 64;
+using common::kMaxJsonDepth;  // nesting beyond it is malformed
 
 schema::TraceEvent ReadTrace(FieldReader& f) {
   schema::TraceEvent t;
