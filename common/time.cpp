@@ -85,9 +85,15 @@ std::optional<TimePoint> ParseRfc3339(std::string_view text) {
   const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
                            day{static_cast<unsigned>(d)}};
   if (y < 1 || !ymd.ok() || h > 23 || mi > 59 || s > 59) return std::nullopt;
-  const auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s} + microseconds{frac_us} -
-                  minutes{offset_minutes};
-  return time_point_cast<microseconds>(tp);
+  const auto tp =
+      time_point_cast<microseconds>(sys_days{ymd} + hours{h} + minutes{mi} + seconds{s} +
+                                    microseconds{frac_us} - minutes{offset_minutes});
+  // The instant itself, in UTC, must lie in years 1..9999: an offset can carry a local time just
+  // inside the range out of it (0001-01-01T00:00:00+01:00), which RFC 3339 cannot write back.
+  static constexpr auto kFirst = sys_days{year{1} / January / 1};
+  static constexpr auto kEnd = sys_days{year{10000} / January / 1};
+  if (tp < kFirst || tp >= kEnd) return std::nullopt;
+  return tp;
 }
 
 std::string FormatRfc3339(TimePoint t) {

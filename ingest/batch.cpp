@@ -8,6 +8,7 @@
 
 #include "common/json.hpp"
 #include "ingest/json_fields.hpp"
+#include "ingest/limits.hpp"
 
 namespace xtrace::ingest {
 namespace {
@@ -18,47 +19,52 @@ using common::ErrorCode;
 using common::kMaxJsonDepth;  // nesting beyond it is malformed
 
 schema::TraceEvent ReadTrace(FieldReader& f) {
+  namespace lim = limits;
   schema::TraceEvent t;
   f.Require("id");
   if (auto id = f.Uuid("id")) t.id = *id;
   t.timestamp = f.Time("timestamp");
-  t.name = f.String("name");
+  t.name = f.Text("name", lim::kNameBytes);
   t.input_json = f.Json("input");
   t.output_json = f.Json("output");
   t.metadata_json = f.Json("metadata");
   // xtrace accepts both spellings of the session key.
-  t.session_id = f.String("sessionId");
-  if (!t.session_id) t.session_id = f.String("session_id");
-  t.release = f.String("release");
-  t.version = f.String("version");
-  t.user_id = f.String("userId");
-  t.tags = f.StringList("tags");
+  t.session_id = f.Text("sessionId", lim::kSessionIdBytes);
+  if (!t.session_id) t.session_id = f.Text("session_id", lim::kSessionIdBytes);
+  t.release = f.Text("release", lim::kReleaseBytes);
+  t.version = f.Text("version", lim::kVersionBytes);
+  t.user_id = f.Text("userId", lim::kUserIdBytes);
+  t.tags = f.IdentifierList("tags", {lim::kTagBytes, lim::kTags, lim::kTagsTotalBytes});
   t.is_public = f.Bool("public");
-  t.environment = f.String("environment");
+  t.environment = f.Text("environment", lim::kEnvironmentBytes);
   t.external_id = f.String("externalId");
   t.bookmarked = f.Bool("bookmarked");
-  t.latency = f.Number("latency");
-  t.total_cost = f.Number("totalCost");
-  t.project_id = f.String("projectId");
+  t.latency = f.Amount("latency", lim::kMaxAmount);
+  t.total_cost = f.Amount("totalCost", lim::kMaxAmount);
+  t.project_id = f.Text("projectId", lim::kProjectIdBytes);
   return t;
 }
 
 schema::ObservationEvent ReadObservation(FieldReader& f) {
+  namespace lim = limits;
   schema::ObservationEvent o;
   f.Require("id");
   if (auto id = f.Uuid("id")) o.id = *id;
   f.Require("traceId");
   if (auto id = f.Uuid("traceId")) o.trace_id = *id;
   o.type = f.String("type");
-  o.name = f.String("name");
+  o.name = f.Text("name", lim::kNameBytes);
   o.start_time = f.Time("startTime");
   o.end_time = f.Time("endTime");
   o.completion_start_time = f.Time("completionStartTime");
-  o.model = f.String("model");
+  o.model = f.Text("model", lim::kModelBytes);
   o.model_parameters_json = f.Json("modelParameters");
   o.input_json = f.Json("input");
   o.output_json = f.Json("output");
-  o.usage_json = f.Json("usage");
+  // The token members the derived columns read (schema migration 0003).
+  o.usage_json = f.JsonWithCounts(
+      "usage", {"input", "output", "total", "promptTokens", "completionTokens", "totalTokens"},
+      lim::kMaxTokens);
   o.metadata_json = f.Json("metadata");
   o.level = f.String("level");
   o.status_message = f.String("statusMessage");
@@ -67,20 +73,20 @@ schema::ObservationEvent ReadObservation(FieldReader& f) {
   o.prompt_name = f.String("promptName");
   o.prompt_version = f.StringOrInteger("promptVersion");
   o.model_id = f.String("modelId");
-  o.input_price = f.Number("inputPrice");
-  o.output_price = f.Number("outputPrice");
-  o.total_price = f.Number("totalPrice");
-  o.calculated_input_cost = f.Number("calculatedInputCost");
-  o.calculated_output_cost = f.Number("calculatedOutputCost");
-  o.calculated_total_cost = f.Number("calculatedTotalCost");
-  o.latency = f.Number("latency");
-  o.time_to_first_token = f.Number("timeToFirstToken");
-  o.completion_tokens = f.Integer("completionTokens");
-  o.prompt_tokens = f.Integer("promptTokens");
-  o.total_tokens = f.Integer("totalTokens");
+  o.input_price = f.Amount("inputPrice", lim::kMaxAmount);
+  o.output_price = f.Amount("outputPrice", lim::kMaxAmount);
+  o.total_price = f.Amount("totalPrice", lim::kMaxAmount);
+  o.calculated_input_cost = f.Amount("calculatedInputCost", lim::kMaxAmount);
+  o.calculated_output_cost = f.Amount("calculatedOutputCost", lim::kMaxAmount);
+  o.calculated_total_cost = f.Amount("calculatedTotalCost", lim::kMaxAmount);
+  o.latency = f.Amount("latency", lim::kMaxAmount);
+  o.time_to_first_token = f.Amount("timeToFirstToken", lim::kMaxAmount);
+  o.completion_tokens = f.Count("completionTokens", lim::kMaxTokens);
+  o.prompt_tokens = f.Count("promptTokens", lim::kMaxTokens);
+  o.total_tokens = f.Count("totalTokens", lim::kMaxTokens);
   o.unit = f.String("unit");
-  o.environment = f.String("environment");
-  o.project_id = f.String("projectId");
+  o.environment = f.Text("environment", lim::kEnvironmentBytes);
+  o.project_id = f.Text("projectId", lim::kProjectIdBytes);
   return o;
 }
 

@@ -37,6 +37,46 @@ std::optional<std::string> FieldReader::String(std::string_view key) {
   return std::string(v->get_string());
 }
 
+size_t FindControlCharacter(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7F) return i;
+    // C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
+    if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) <= 0x9F &&
+        static_cast<unsigned char>(text[i + 1]) >= 0x80) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+namespace {
+
+// The reason `text` breaks the rule, or empty.
+std::string CheckText(std::string_view text, size_t max_bytes, TextKind kind) {
+  if (text.size() > max_bytes) {
+    return "is " + std::to_string(text.size()) + " bytes; at most " + std::to_string(max_bytes) +
+           " are allowed";
+  }
+  if (kind == TextKind::kIdentifier && FindControlCharacter(text) != std::string_view::npos) {
+    return "must not contain control characters";
+  }
+  return {};
+}
+
+}  // namespace
+
+std::optional<std::string> FieldReader::Text(std::string_view key, size_t max_bytes,
+                                             TextKind kind) {
+  auto s = String(key);
+  if (!s) return s;
+  if (auto why = CheckText(*s, max_bytes, kind); !why.empty()) {
+    Fail(key, PathOf(key) + " " + why);
+    return std::nullopt;
+  }
+  return s;
+}
+
 std::optional<double> FieldReader::Number(std::string_view key) {
   const auto* v = Get(key);
   if (v == nullptr) return std::nullopt;
@@ -63,6 +103,25 @@ std::optional<int64_t> FieldReader::Integer(std::string_view key) {
   }
   Fail(key, PathOf(key) + " must be an integer");
   return std::nullopt;
+}
+
+std::optional<int64_t> FieldReader::Count(std::string_view key, int64_t max) {
+  const auto v = Integer(key);
+  if (v && (*v < 0 || *v > max)) {
+    Fail(key, PathOf(key) + " must be between 0 and " + std::to_string(max));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<double> FieldReader::Amount(std::string_view key, double max) {
+  const auto v = Number(key);
+  if (v && !(*v >= 0 && *v <= max)) {
+    Fail(key, PathOf(key) + " must be a number between 0 and " +
+                  std::to_string(static_cast<int64_t>(max)));
+    return std::nullopt;
+  }
+  return v;
 }
 
 std::optional<bool> FieldReader::Bool(std::string_view key) {
@@ -162,6 +221,50 @@ std::optional<std::vector<std::string>> FieldReader::StringList(std::string_view
     out.emplace_back(array[i].get_string());
   }
   return out;
+}
+
+std::optional<std::vector<std::string>> FieldReader::IdentifierList(std::string_view key,
+                                                                    ListLimits limits) {
+  auto list = StringList(key);
+  if (!list) return list;
+  if (list->size() > limits.items) {
+    Fail(key, PathOf(key) + " has " + std::to_string(list->size()) + " items; at most " +
+                  std::to_string(limits.items) + " are allowed");
+    return std::nullopt;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const std::string item = std::string(key) + "[" + std::to_string(i) + "]";
+    if (auto why = CheckText((*list)[i], limits.item_bytes, TextKind::kIdentifier); !why.empty()) {
+      Fail(item, PathOf(item) + " " + why);
+      return std::nullopt;
+    }
+    total += (*list)[i].size();
+  }
+  if (total > limits.total_bytes) {
+    Fail(key, PathOf(key) + " hold " + std::to_string(total) + " bytes together; at most " +
+                  std::to_string(limits.total_bytes) + " are allowed");
+    return std::nullopt;
+  }
+  return list;
+}
+
+std::optional<std::string> FieldReader::JsonWithCounts(
+    std::string_view key, std::initializer_list<std::string_view> members, int64_t max) {
+  const auto* v = Get(key);
+  if (v != nullptr && v->is_object()) {
+    for (const auto member : members) {
+      const auto* m = v->get_object().if_contains(member);
+      if (m == nullptr || !m->is_number()) continue;  // not a count: the derived column ignores it
+      const double d = m->to_number<double>();
+      if (!(d >= 0 && d <= static_cast<double>(max))) {
+        const std::string field = std::string(key) + "." + std::string(member);
+        Fail(field, PathOf(field) + " must be between 0 and " + std::to_string(max));
+        return std::nullopt;
+      }
+    }
+  }
+  return Json(key);
 }
 
 std::optional<std::string> FieldReader::StringOrInteger(std::string_view key) {

@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,22 @@ namespace xtrace::ingest {
 // max_depth) → kMalformedJson; any other JSON value → kInvalidField.
 common::Result<boost::json::value> ParseObjectBody(std::string_view body, size_t max_depth);
 
+// How a text field is checked besides its length.
+enum class TextKind {
+  kFree,        // any text (NUL is replaced on the way to PostgreSQL)
+  kIdentifier,  // a name, id or group key: no control characters (C0, DEL, C1)
+};
+
+// Limits of a list of identifiers (tags).
+struct ListLimits {
+  size_t item_bytes;
+  size_t items;
+  size_t total_bytes;
+};
+
+// The first control character (C0, DEL or C1) in UTF-8 text, or npos.
+size_t FindControlCharacter(std::string_view text);
+
 class FieldReader {
  public:
   FieldReader(const boost::json::object& object, std::string path)
@@ -30,14 +47,28 @@ class FieldReader {
   const std::optional<common::Error>& error() const { return error_; }
 
   std::optional<std::string> String(std::string_view key);
+  // A string of at most max_bytes bytes (UTF-8), checked as `kind` says.
+  std::optional<std::string> Text(std::string_view key, size_t max_bytes,
+                                  TextKind kind = TextKind::kIdentifier);
   std::optional<double> Number(std::string_view key);
   std::optional<int64_t> Integer(std::string_view key);  // integral doubles (12.0) accepted
+  // An integer in [0, max] (a token count).
+  std::optional<int64_t> Count(std::string_view key, int64_t max);
+  // A finite number in [0, max] (a cost, price or duration).
+  std::optional<double> Amount(std::string_view key, double max);
   std::optional<bool> Bool(std::string_view key);
   std::optional<common::Uuid> Uuid(std::string_view key);
   std::optional<common::TimePoint> Time(std::string_view key);
   // Any JSON value, re-serialized compactly.
   std::optional<std::string> Json(std::string_view key);
   std::optional<std::vector<std::string>> StringList(std::string_view key);
+  // A list of identifiers within `limits`.
+  std::optional<std::vector<std::string>> IdentifierList(std::string_view key, ListLimits limits);
+  // A JSON object whose listed members, where they are numbers, are counts in [0, max]: the
+  // usage payload, whose token members feed the derived token columns and the rollups.
+  std::optional<std::string> JsonWithCounts(std::string_view key,
+                                            std::initializer_list<std::string_view> members,
+                                            int64_t max);
   // A string, or an integer rendered as a string (prompt versions arrive both ways).
   std::optional<std::string> StringOrInteger(std::string_view key);
 

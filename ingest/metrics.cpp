@@ -7,11 +7,69 @@
 #include <cmath>
 
 #include "ingest/json_fields.hpp"
+#include "ingest/limits.hpp"
 
 namespace xtrace::ingest {
 
 using common::Error;
 using common::ErrorCode;
+
+namespace {
+
+// A point's labels, sorted by key; of duplicate keys the last one wins, as in a JSON object.
+// Keys are identifiers (no control characters); values are free text but for NUL, which
+// PostgreSQL cannot store in a label and would otherwise cut the value short.
+std::optional<Error> ReadLabels(const boost::json::value& labels, const std::string& path,
+                                std::vector<std::pair<std::string, std::string>>& out) {
+  if (!labels.is_object()) return Error::InvalidField(path, path + " must be an object");
+  const auto& object = labels.get_object();
+  if (object.size() > limits::kLabels) {
+    return Error::InvalidField(path, path + " has " + std::to_string(object.size()) +
+                                         " labels; at most " + std::to_string(limits::kLabels) +
+                                         " are allowed");
+  }
+  size_t total = 0;
+  for (const auto& member : object) {
+    const std::string_view key = member.key();
+    // The key itself is client data: name the field by its position when the key is unprintable.
+    const bool printable =
+        key.size() <= limits::kLabelKeyBytes && FindControlCharacter(key) == std::string_view::npos;
+    const std::string field = path + "." + (printable ? std::string(key) : "<key>");
+    if (key.size() > limits::kLabelKeyBytes) {
+      return Error::InvalidField(
+          field, path + " has a key of " + std::to_string(key.size()) + " bytes; at most " +
+                     std::to_string(limits::kLabelKeyBytes) + " are allowed");
+    }
+    if (!printable) {
+      return Error::InvalidField(field, path + " has a key with a control character");
+    }
+    if (!member.value().is_string()) return Error::InvalidField(field, field + " must be a string");
+    const std::string_view value = member.value().get_string();
+    if (value.size() > limits::kLabelValueBytes) {
+      return Error::InvalidField(
+          field, field + " is " + std::to_string(value.size()) + " bytes; at most " +
+                     std::to_string(limits::kLabelValueBytes) + " are allowed");
+    }
+    if (value.find('\0') != std::string_view::npos) {
+      return Error::InvalidField(field, field + " must not contain NUL");
+    }
+    total += key.size() + value.size();
+    out.emplace_back(std::string(key), std::string(value));
+  }
+  if (total > limits::kLabelsTotalBytes) {
+    return Error::InvalidField(
+        path, path + " hold " + std::to_string(total) + " bytes of keys and values; at most " +
+                  std::to_string(limits::kLabelsTotalBytes) + " are allowed");
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto last_of_each = std::unique(out.rbegin(), out.rend(),
+                                  [](const auto& a, const auto& b) { return a.first == b.first; });
+  out.erase(out.begin(), last_of_each.base());
+  return std::nullopt;
+}
+
+}  // namespace
 
 common::Result<schema::WalRecord> ParseMetricBatch(std::string_view body,
                                                    const IngestContext& ctx) {
@@ -35,33 +93,18 @@ common::Result<schema::WalRecord> ParseMetricBatch(std::string_view body,
     f.Require("value");
     f.Require("timestamp");
     schema::MetricPoint point;
-    if (auto name = f.String("name")) point.name = *name;
+    if (auto name = f.Text("name", limits::kMetricNameBytes)) point.name = *name;
     if (auto value = f.Number("value")) {
-      if (!std::isfinite(*value)) f.Fail("value", path + ".value must be a finite number");
+      if (!(std::fabs(*value) <= limits::kMaxMetricMagnitude)) {
+        f.Fail("value", path + ".value must be a number between -1e100 and 1e100");
+      }
       point.value = *value;
     }
     if (auto ts = f.Time("timestamp")) point.timestamp = *ts;
     if (f.error()) return *f.error();
     if (const auto* labels = item.get_object().if_contains("labels");
         labels != nullptr && !labels->is_null()) {
-      if (!labels->is_object()) {
-        return Error::InvalidField(path + ".labels", path + ".labels must be an object");
-      }
-      for (const auto& member : labels->get_object()) {
-        if (!member.value().is_string()) {
-          const std::string field = path + ".labels." + std::string(member.key());
-          return Error::InvalidField(field, field + " must be a string");
-        }
-        point.labels.emplace_back(std::string(member.key()),
-                                  std::string(member.value().get_string()));
-      }
-      // Sorted by key; of duplicate keys the last one wins, as in a JSON object.
-      std::stable_sort(point.labels.begin(), point.labels.end(),
-                       [](const auto& a, const auto& b) { return a.first < b.first; });
-      auto last_of_each =
-          std::unique(point.labels.rbegin(), point.labels.rend(),
-                      [](const auto& a, const auto& b) { return a.first == b.first; });
-      point.labels.erase(point.labels.begin(), last_of_each.base());
+      if (auto error = ReadLabels(*labels, path + ".labels", point.labels)) return *error;
     }
     batch.points.push_back(std::move(point));
   }

@@ -241,5 +241,125 @@ TEST(MetricBatch, RejectsMissingAndMistypedFieldsByPath) {
   EXPECT_EQ(ParseMetricBatch("nope", kCtx).error().code, common::ErrorCode::kMalformedJson);
 }
 
+// The limits of docs/api.md at their edge: the limit itself is accepted, one more is refused with
+// the field named. (The generative e2e test covers them through the server and PostgreSQL.)
+std::string TraceWith(const std::string& members) {
+  return std::string(R"({"trace":{"id":")") + kTraceId + "\"," + members + "}}";
+}
+std::string ObservationWith(const std::string& members) {
+  return std::string(
+             R"({"observations":[{"id":"00000000-0000-0000-0000-000000000002","traceId":")") +
+         kTraceId + "\"," + members + "}]}";
+}
+
+TEST(TraceBatch, TextLimitsAcceptTheLimitAndRefuseOneByteMore) {
+  const std::pair<const char*, size_t> kLimits[] = {
+      {"name", 512},    {"userId", 256},  {"sessionId", 256}, {"environment", 64},
+      {"release", 128}, {"version", 128}, {"projectId", 128}};
+  for (const auto& [key, limit] : kLimits) {
+    // Multi-byte characters count as their UTF-8 bytes: "é" is two.
+    const std::string at = std::string(limit - 2, 'a') + "é";
+    EXPECT_TRUE(ParseTraceBatch(TraceWith("\"" + std::string(key) + "\":\"" + at + "\""), kCtx))
+        << key;
+    const auto e = ErrorOf(TraceWith("\"" + std::string(key) + "\":\"" + at + "b\""));
+    EXPECT_EQ(e.code, ErrorCode::kInvalidField) << key;
+    EXPECT_EQ(e.field, std::string("trace.") + key);
+  }
+  const auto model = ErrorOf(ObservationWith(R"("model":")" + std::string(257, 'm') + "\""));
+  EXPECT_EQ(model.field, "observations[0].model");
+}
+
+TEST(TraceBatch, IdentifiersRefuseControlCharactersFreeTextKeepsThem) {
+  for (const char* bad :
+       {R"(a\u0000b)", R"(a\u0001b)", R"(tab\there)", R"(del\u007f)", R"(c1\u0085)"}) {
+    const auto e = ErrorOf(TraceWith(R"("name":")" + std::string(bad) + "\""));
+    EXPECT_EQ(e.field, "trace.name") << bad;
+    EXPECT_EQ(ErrorOf(TraceWith(R"("tags":["ok",")" + std::string(bad) + "\"]")).field,
+              "trace.tags[1]")
+        << bad;
+  }
+  EXPECT_TRUE(ParseTraceBatch(TraceWith(R"("externalId":"a\u0000b\nc")"), kCtx));
+  EXPECT_TRUE(ParseTraceBatch(TraceWith(R"("name":"ünïcødé 字 😀")"), kCtx));
+}
+
+TEST(TraceBatch, TagLimits) {
+  std::string tags;
+  for (int i = 0; i < 33; ++i) tags += (i ? ",\"t" : "\"t") + std::to_string(i) + "\"";
+  EXPECT_EQ(ErrorOf(TraceWith(R"("tags":[)" + tags + "]")).field, "trace.tags");
+  EXPECT_EQ(ErrorOf(TraceWith(R"("tags":[")" + std::string(129, 't') + "\"]")).field,
+            "trace.tags[0]");
+  std::string wide;  // 7 tags of 120 bytes: each fine, together over 768
+  for (int i = 0; i < 7; ++i) wide += (i ? ",\"" : "\"") + std::string(120, 'a' + i) + "\"";
+  EXPECT_EQ(ErrorOf(TraceWith(R"("tags":[)" + wide + "]")).field, "trace.tags");
+  std::string fits;  // 6 of 128 = 768
+  for (int i = 0; i < 6; ++i) fits += (i ? ",\"" : "\"") + std::string(128, 'a' + i) + "\"";
+  EXPECT_TRUE(ParseTraceBatch(TraceWith(R"("tags":[)" + fits + "]"), kCtx));
+}
+
+TEST(TraceBatch, NumbersStayInRangesNoRollupSumCanOverflow) {
+  EXPECT_TRUE(ParseTraceBatch(ObservationWith(R"("promptTokens":1000000000000)"), kCtx));
+  EXPECT_TRUE(ParseTraceBatch(ObservationWith(R"("calculatedTotalCost":1e12)"), kCtx));
+  const std::pair<const char*, const char*> kRefused[] = {
+      {R"("promptTokens":1000000000001)", "observations[0].promptTokens"},
+      {R"("completionTokens":-1)", "observations[0].completionTokens"},
+      {R"("totalTokens":9223372036854775807)", "observations[0].totalTokens"},
+      {R"("calculatedTotalCost":1.7e308)", "observations[0].calculatedTotalCost"},
+      {R"("inputPrice":-0.01)", "observations[0].inputPrice"},
+      {R"("timeToFirstToken":-1)", "observations[0].timeToFirstToken"},
+      {R"("usage":{"input":1e13})", "observations[0].usage.input"},
+      {R"("usage":{"promptTokens":-5})", "observations[0].usage.promptTokens"},
+  };
+  for (const auto& [member, field] : kRefused) {
+    EXPECT_EQ(ErrorOf(ObservationWith(member)).field, field) << member;
+  }
+  EXPECT_EQ(ErrorOf(TraceWith(R"("totalCost":-1)")).field, "trace.totalCost");
+  // Usage members that are not numbers are not counts: kept as JSON, ignored by the rollups.
+  EXPECT_TRUE(ParseTraceBatch(ObservationWith(R"("usage":{"input":"12","unit":"TOKENS"})"), kCtx));
+}
+
+TEST(TraceBatch, TimestampsOutsideYearsOneToNineThousandNineHundredNinetyNineInUtcAreRefused) {
+  EXPECT_EQ(ErrorOf(TraceWith(R"("timestamp":"0001-01-01T00:00:00+01:00")")).field,
+            "trace.timestamp");
+  EXPECT_EQ(ErrorOf(ObservationWith(R"("endTime":"9999-12-31T23:59:59-01:00")")).field,
+            "observations[0].endTime");
+}
+
+TEST(MetricBatch, NameAndLabelLimits) {
+  auto field_of = [](const std::string& point) {
+    auto r = ParseMetricBatch(
+        R"({"metrics":[{"value":1,"timestamp":"2026-01-01T00:00:00Z",)" + point + "}]}", kCtx);
+    return r ? std::string("<accepted>") : r.error().field;
+  };
+  EXPECT_EQ(field_of(R"("name":")" + std::string(256, 'n') + "\""), "<accepted>");
+  EXPECT_EQ(field_of(R"("name":")" + std::string(257, 'n') + "\""), "metrics[0].name");
+  // NUL used to cut the name short and merge it into another series.
+  EXPECT_EQ(field_of(R"("name":"cpu\u0000x")"), "metrics[0].name");
+  EXPECT_EQ(field_of(R"("name":"m","labels":{"a\u0000b":"v"})"), "metrics[0].labels.<key>");
+  EXPECT_EQ(field_of(R"("name":"m","labels":{"k":"a\u0000b"})"), "metrics[0].labels.k");
+  EXPECT_EQ(field_of(R"("name":"m","labels":{"k":"tab\tand\nnewline"})"), "<accepted>");
+  std::string many;
+  for (int i = 0; i < 33; ++i) many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":\"v\"";
+  EXPECT_EQ(field_of(R"("name":"m","labels":{)" + many + "}"), "metrics[0].labels");
+  EXPECT_EQ(field_of(R"("name":"m","labels":{")" + std::string(129, 'k') + "\":\"v\"}"),
+            "metrics[0].labels.<key>");
+  EXPECT_EQ(field_of(R"("name":"m","labels":{"k":")" + std::string(257, 'v') + "\"}"),
+            "metrics[0].labels.k");
+  std::string wide;  // 7 values of 250 bytes: each fine, together over 1536
+  for (int i = 0; i < 7; ++i)
+    wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":\"" + std::string(250, 'v') + "\"";
+  EXPECT_EQ(field_of(R"("name":"m","labels":{)" + wide + "}"), "metrics[0].labels");
+  auto value_field = [](const std::string& value) {
+    auto r = ParseMetricBatch(R"({"metrics":[{"name":"m","timestamp":"2026-01-01T00:00:00Z",)"
+                              R"("value":)" +
+                                  value + "}]}",
+                              kCtx);
+    return r ? std::string("<accepted>") : r.error().field;
+  };
+  EXPECT_EQ(value_field("1e100"), "<accepted>");
+  EXPECT_EQ(value_field("-1e100"), "<accepted>");
+  EXPECT_EQ(value_field("1.7e308"), "metrics[0].value");
+  EXPECT_EQ(value_field("-1e101"), "metrics[0].value");
+}
+
 }  // namespace
 }  // namespace xtrace::ingest

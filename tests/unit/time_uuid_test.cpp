@@ -32,6 +32,23 @@ TEST(Rfc3339, RejectsWhatIsNotATimestamp) {
   }
 }
 
+TEST(Rfc3339, KeepsTheInstantInYearsOneToNineThousandNineHundredNinetyNineInUtc) {
+  // The edges themselves, in UTC and carried there by an offset.
+  EXPECT_TRUE(ParseRfc3339("0001-01-01T00:00:00Z"));
+  EXPECT_TRUE(ParseRfc3339("0001-01-01T01:00:00+01:00"));
+  EXPECT_TRUE(ParseRfc3339("9999-12-31T23:59:59.999999Z"));
+  EXPECT_TRUE(ParseRfc3339("9999-12-31T22:59:59-01:00"));
+  // A local time inside the range whose instant is outside it: RFC 3339 cannot write it back
+  // (it would read as year 0 or year 10000), and PostgreSQL's rollup days would follow.
+  EXPECT_FALSE(ParseRfc3339("0001-01-01T00:00:00+01:00"));
+  EXPECT_FALSE(ParseRfc3339("0001-01-01T00:59:59.999999+01:00"));
+  EXPECT_FALSE(ParseRfc3339("9999-12-31T23:59:59-01:00"));
+  EXPECT_FALSE(ParseRfc3339("9999-12-31T23:59:00-00:01"));
+  const auto last = ParseRfc3339("9999-12-31T23:59:59.999999Z");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(FormatRfc3339(*last), "9999-12-31T23:59:59.999999Z");
+}
+
 TEST(Rfc3339, FormatsWithZAndMinimalFraction) {
   const auto at = [](int64_t us) { return TimePoint(Micros(us)); };
   EXPECT_EQ(FormatRfc3339(at(1767225600000000)), "2026-01-01T00:00:00Z");
