@@ -680,9 +680,9 @@ fresh_models AS (
          m.count_observations, m.input_usage, m.output_usage, m.total_usage, m.total_cost
   FROM t CROSS JOIN LATERAL (
     SELECT COALESCE(o.model, 'unknown') AS model, count(*) AS count_observations,
-           COALESCE(sum(o.input_tokens_d), 0)::bigint AS input_usage,
-           COALESCE(sum(o.output_tokens_d), 0)::bigint AS output_usage,
-           COALESCE(sum(o.total_tokens_d), 0)::bigint AS total_usage,
+           COALESCE(sum(o.input_tokens_d), 0) AS input_usage,
+           COALESCE(sum(o.output_tokens_d), 0) AS output_usage,
+           COALESCE(sum(o.total_tokens_d), 0) AS total_usage,
            COALESCE(sum(o.calculated_total_cost), 0) AS total_cost
     FROM observations o
     WHERE o.project_id = t.project_id AND o.trace_id = t.id AND o.type = 'GENERATION'

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 #include <unordered_map>
@@ -25,6 +27,16 @@ namespace json = boost::json;
 using common::Error;
 
 namespace {
+
+// A token sum (NUMERIC in the rollups, so it cannot overflow): an integer while it fits in 64
+// bits, beyond that the nearest double, which JSON readers take as a number all the same.
+json::value UsageNumber(const pqxx::field& f) {
+  const std::string_view text(f.c_str(), f.size());
+  int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec == std::errc() && end == text.data() + text.size()) return n;
+  return std::strtod(f.c_str(), nullptr);
+}
 
 std::string Trimmed(std::string s) {
   const auto b = s.find_first_not_of(" \t");
@@ -394,7 +406,7 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
     std::map<std::string, json::array> usage_by_day;
     for (const auto& m : txn.exec_params(
              "SELECT day::text, model, sum(count_traces)::int8, sum(count_observations)::int8, "
-             "sum(input_usage)::int8, sum(output_usage)::int8, sum(total_usage)::int8, "
+             "sum(input_usage), sum(output_usage), sum(total_usage), "
              "sum(total_cost) FROM daily_models WHERE " +
                  where + " AND day = ANY($" + std::to_string(model_args.size()) +
                  "::date[]) GROUP BY day, model HAVING sum(count_traces) > 0 "
@@ -404,11 +416,11 @@ common::Result<common::ApiResponse> MetricQueries::Daily(const common::ApiReques
       usage_by_day[m[0].c_str()].emplace_back(
           json::object{{"countObservations", m[3].as<int64_t>()},
                        {"countTraces", m[2].as<int64_t>()},
-                       {"inputUsage", m[4].as<int64_t>()},
+                       {"inputUsage", UsageNumber(m[4])},
                        {"model", m[1].c_str()},
-                       {"outputUsage", m[5].as<int64_t>()},
+                       {"outputUsage", UsageNumber(m[5])},
                        {"totalCost", m[7].as<double>()},
-                       {"totalUsage", m[6].as<int64_t>()}});
+                       {"totalUsage", UsageNumber(m[6])}});
     }
     for (const auto& d : days) {
       json::object item;
