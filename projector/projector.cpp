@@ -5,6 +5,7 @@
 #include <pqxx/except>
 #include <pqxx/transaction>
 
+#include "projector/failure.hpp"
 #include "projector/fold.hpp"
 #include "projector/migrator.hpp"
 #include "schema/codec.hpp"
@@ -18,22 +19,31 @@ class CursorFenced : public std::runtime_error {
   CursorFenced() : std::runtime_error("projector cursor moved underneath us") {}
 };
 
-// A record this build cannot decode. Skipping would lose an acknowledged record for good. The
-// usual cause is a record written by a newer build (format version): projection halts here,
-// retrying with backoff, until a build that reads it runs. Ingest is unaffected; the lag shows in
-// /readyz.
-class Undecodable : public std::runtime_error {
+// The stream cannot go on for a reason that is not PostgreSQL's: a record this build cannot
+// decode (usually one written by a newer build), or the WAL failed to read. Skipping would lose
+// an acknowledged record for good, so projection halts at the record, keeps its connection and
+// retries with backoff until the cause is gone (a build that reads it, a readable disk). Ingest
+// is unaffected; status and /readyz show the reason.
+class Halted : public std::runtime_error {
  public:
-  Undecodable(uint64_t seq, const std::string& why)
-      : std::runtime_error("WAL record " + std::to_string(seq) + " cannot be decoded (" + why +
-                           "); projection halted at this record") {}
+  Halted(uint64_t seq, const std::string& why)
+      : std::runtime_error("projection halted at WAL record " + std::to_string(seq) + ": " + why),
+        seq_(seq) {}
+  uint64_t seq() const { return seq_; }
+
+ private:
+  uint64_t seq_;
 };
 
-// Integrity and data errors are about the rows, not the connection: retrying the same chunk
-// would fail forever, so the chunk is re-applied record by record to isolate the bad one.
-bool IsDataError(const pqxx::sql_error& e) {
-  const std::string& state = e.sqlstate();
-  return state.starts_with("22") || state.starts_with("23");
+std::string Hex(const std::string& bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    hex.push_back(kHex[c >> 4]);
+    hex.push_back(kHex[c & 0x0F]);
+  }
+  return hex;
 }
 
 }  // namespace
@@ -84,7 +94,7 @@ Status Projector::status() const {
     st.projected_seq = std::min(st.projected_seq, seq);
     st.database_up = st.database_up && s.database_up();
     st.quarantined_records += s.quarantined();
-    st.streams.push_back({StreamName(kStreams[i]), seq});
+    st.streams.push_back({StreamName(kStreams[i]), seq, s.quarantined(), s.halted()});
   }
   return st;
 }
@@ -136,7 +146,9 @@ void StreamProjector::Run() {
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
-      if (!Step()) {
+      const bool worked = Step();
+      SetHalted({});
+      if (!worked) {
         StoreCursor();  // idle: the stored cursor catches up with records skipped in memory
         log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
       }
@@ -145,6 +157,12 @@ void StreamProjector::Run() {
       spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
       DropPrefetch();
       conn_.reset();
+    } catch (const Halted& e) {
+      // Not PostgreSQL's fault: the connection stays, and status says why the stream stopped.
+      if (SetHalted(e.what())) spdlog::error("projector[{}]: {}", name_, e.what());
+      DropPrefetch();
+      SleepFor(backoff);
+      backoff = std::min(backoff * 2, options_.max_backoff);
     } catch (const std::exception& e) {
       spdlog::warn("projector[{}]: {} (retrying in {} ms)", name_, e.what(), backoff.count());
       DropPrefetch();
@@ -218,7 +236,7 @@ StreamProjector::Batch StreamProjector::Load(uint64_t after) const {
   batch.after = after;
   batch.to = after;
   auto entries = log_.Read(after, options_.chunk_records, options_.chunk_bytes);
-  if (!entries) throw common::ErrorException(entries.error());
+  if (!entries) throw Halted(after + 1, "the WAL cannot be read: " + entries.error().message);
   if (entries->empty()) return batch;
   if (entries->front().seq != after + 1) {
     // Records below the first retained one were trimmed; only possible if the cursor row was
@@ -231,7 +249,7 @@ StreamProjector::Batch StreamProjector::Load(uint64_t after) const {
                                               : schema::RecordKind::kMetricBatch;
   for (auto& e : *entries) {
     const auto kind = schema::PeekRecordKind(e.bytes);
-    if (!kind) throw Undecodable(e.seq, kind.error().message);
+    if (!kind) throw Halted(e.seq, "the record cannot be decoded: " + kind.error().message);
     if (*kind == own) batch.mine.push_back(std::move(e));
   }
   batch.prepared = Prepare(batch.mine);
@@ -245,7 +263,7 @@ PreparedChunkPtr StreamProjector::Prepare(const std::vector<wal::Entry>& entries
   decoded.reserve(entries.size());
   for (const auto& e : entries) {
     auto record = schema::DecodeRecord(e.bytes);
-    if (!record) throw Undecodable(e.seq, record.error().message);
+    if (!record) throw Halted(e.seq, "the record cannot be decoded: " + record.error().message);
     decoded.push_back(std::move(*record));
   }
   std::vector<SequencedRecord> records;
@@ -268,11 +286,18 @@ bool StreamProjector::Step() {
   }
   try {
     Apply(batch);
-  } catch (const pqxx::sql_error& e) {
-    if (!IsDataError(e)) throw;
-    spdlog::warn("projector[{}]: chunk {}..{} rejected ({}); folding record by record", name_,
-                 batch.after + 1, batch.to, e.what());
-    FoldOneByOne(batch);
+  } catch (const std::exception& e) {
+    if (ClassifyFailure(e) != FailureKind::kData) throw;
+    spdlog::warn("projector[{}]: records {}..{} refused ({}); isolating the record responsible",
+                 name_, batch.after + 1, batch.to, e.what());
+    const std::span<const wal::Entry> mine(batch.mine);
+    const size_t half = mine.size() / 2;
+    if (half == 0) {
+      Isolate(mine, batch.to);
+    } else {
+      Isolate(mine.first(half), mine[half - 1].seq);
+      Isolate(mine.subspan(half), batch.to);
+    }
   }
   return true;
 }
@@ -314,11 +339,19 @@ void StreamProjector::Apply(Batch& batch) {
   }
   pqxx::work txn(*conn_);
   std::set<TraceKey> touched;
-  ApplyChunk(txn, *batch.prepared, touched, series_, &rollups_);
-  const auto t1 = Clock::now();
-  RefreshTraceAggregates(txn, touched);
-  AdvanceCursor(txn, batch.to);
-  txn.commit();
+  auto t1 = t0;
+  try {
+    ApplyChunk(txn, *batch.prepared, touched, series_, &rollups_);
+    t1 = Clock::now();
+    RefreshTraceAggregates(txn, touched);
+    AdvanceCursor(txn, batch.to);
+    txn.commit();
+  } catch (...) {
+    // What this transaction learnt or wrote is gone with it.
+    series_.Abandon();
+    rollups_.Abandon();
+    throw;
+  }
   series_.Commit();
   rollups_.Commit();
   const auto t2 = Clock::now();
@@ -330,46 +363,61 @@ void StreamProjector::Apply(Batch& batch) {
       name_, batch.mine.size(), cursor_, batch.prepare_ms, ms(t1 - t0), ms(t2 - t1));
 }
 
-void StreamProjector::FoldOneByOne(const Batch& batch) {
-  for (const auto& e : batch.mine) {
-    try {
-      Batch one;
-      one.after = cursor_;
-      one.to = e.seq;
-      one.mine = {e};
-      one.prepared = Prepare(one.mine);
-      Apply(one);
-    } catch (const pqxx::sql_error& err) {
-      if (!IsDataError(err)) throw;
-      // Quarantine the rejected record alone, so its neighbours are not held back; it stays
-      // retrievable, with the error, in projector_quarantine.
-      spdlog::error("projector[{}]: WAL record {} rejected by PostgreSQL, quarantined: {}", name_,
-                    e.seq, err.what());
-      static constexpr char kHex[] = "0123456789abcdef";
-      std::string hex;
-      hex.reserve(e.bytes.size() * 2);
-      for (unsigned char c : e.bytes) {
-        hex.push_back(kHex[c >> 4]);
-        hex.push_back(kHex[c & 0x0F]);
-      }
-      pqxx::work txn(*conn_);
-      txn.exec_params(
-          "INSERT INTO projector_quarantine (wal_id, seq, stream, sqlstate, error, record) "
-          "VALUES ($1::uuid, $2, $3, $4, $5, decode($6, 'hex')) ON CONFLICT DO NOTHING",
-          log_.id().ToString(), e.seq, name_, err.sqlstate(), std::string(err.what()), hex);
-      AdvanceCursor(txn, e.seq);
-      txn.commit();
-      Stored(e.seq);
-      quarantined_++;
+void StreamProjector::Isolate(std::span<const wal::Entry> entries, uint64_t to) {
+  // Folds `entries` and moves the cursor to `to` in one transaction; when PostgreSQL refuses the
+  // rows, bisects: a refused chunk of n records costs about 2 log2(n) transactions to find its
+  // one bad record, and the good ones around it are folded in as few transactions as possible.
+  Batch batch;
+  batch.after = cursor_;
+  batch.to = to;
+  batch.mine.assign(entries.begin(), entries.end());
+  batch.prepared = Prepare(batch.mine);
+  try {
+    Apply(batch);
+    return;
+  } catch (const std::exception& e) {
+    if (ClassifyFailure(e) != FailureKind::kData || entries.empty()) throw;
+    if (entries.size() == 1) {
+      Quarantine(entries.front(), e);
+      if (cursor_ < to) Isolate({}, to);  // past the other kind's records after it
+      return;
     }
   }
-  if (cursor_ < batch.to) {  // past the other kind's records after the last of ours
-    Batch rest;
-    rest.after = cursor_;
-    rest.to = batch.to;
-    rest.prepared = Prepare({});
-    Apply(rest);
-  }
+  const size_t half = entries.size() / 2;
+  Isolate(entries.first(half), entries[half - 1].seq);
+  Isolate(entries.subspan(half), to);
+}
+
+void StreamProjector::Quarantine(const wal::Entry& entry, const std::exception& error) {
+  // The record alone is refused: set it aside with its bytes and the error, so its neighbours
+  // are not held back. It stays in projector_quarantine until xtrace-replay --quarantined
+  // projects it (after an upgrade that accepts it) or an operator deletes it.
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
+  const std::string sqlstate = sql != nullptr ? sql->sqlstate() : "";
+  spdlog::error("projector[{}]: WAL record {} refused by PostgreSQL, quarantined: {}", name_,
+                entry.seq, error.what());
+  pqxx::work txn(*conn_);
+  txn.exec_params(
+      "INSERT INTO projector_quarantine (wal_id, seq, stream, sqlstate, error, record) "
+      "VALUES ($1::uuid, $2, $3, $4, $5, decode($6, 'hex')) ON CONFLICT DO NOTHING",
+      log_.id().ToString(), entry.seq, name_, sqlstate, std::string(error.what()),
+      Hex(entry.bytes));
+  AdvanceCursor(txn, entry.seq);
+  txn.commit();
+  Stored(entry.seq);
+  quarantined_++;
+}
+
+bool StreamProjector::SetHalted(std::string reason) {
+  std::lock_guard lock(status_mu_);
+  if (halted_ == reason) return false;
+  halted_ = std::move(reason);
+  return true;
+}
+
+std::string StreamProjector::halted() const {
+  std::lock_guard lock(status_mu_);
+  return halted_;
 }
 
 }  // namespace xtrace::projector

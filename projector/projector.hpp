@@ -11,6 +11,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,8 @@ const char* StreamName(Stream stream);  // "traces" / "metrics": the cursor row'
 struct StreamStatus {
   std::string name;
   uint64_t projected_seq = 0;  // last WAL sequence this stream durably folded or skipped
+  uint64_t quarantined = 0;    // records of this stream set aside in projector_quarantine
+  std::string halted;  // why the stream cannot go on (not PostgreSQL's fault); empty: it can
 };
 
 struct Status {
@@ -99,6 +102,7 @@ class StreamProjector {
   bool loaded() const { return loaded_.load(); }  // has read its stored cursor
   bool database_up() const { return database_up_.load(); }
   uint64_t quarantined() const { return quarantined_.load(); }
+  std::string halted() const;  // empty unless the stream is halted (see Halted in projector.cpp)
 
  private:
   void Run();
@@ -115,7 +119,10 @@ class StreamProjector {
   PreparedChunkPtr Prepare(const std::vector<wal::Entry>& entries) const;
   // Folds the batch and moves the cursor to batch.to, in one transaction.
   void Apply(Batch& batch);
-  void FoldOneByOne(const Batch& batch);
+  // Applies `entries` up to `to`, isolating and quarantining records PostgreSQL refuses.
+  void Isolate(std::span<const wal::Entry> entries, uint64_t to);
+  void Quarantine(const wal::Entry& entry, const std::exception& error);
+  bool SetHalted(std::string reason);  // true when the reason changed
   void DropPrefetch();
   // Moves the stored cursor from stored_cursor_ to `to` in txn (fenced on its old value).
   void AdvanceCursor(pqxx::transaction_base& txn, uint64_t to);
@@ -149,6 +156,8 @@ class StreamProjector {
   std::atomic<bool> loaded_{false};
   std::atomic<bool> database_up_{false};
   std::atomic<uint64_t> quarantined_{0};
+  mutable std::mutex status_mu_;
+  std::string halted_;  // guarded by status_mu_
 
   std::mutex mu_;
   std::condition_variable cv_;

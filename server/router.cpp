@@ -74,6 +74,16 @@ Match MatchRoute(std::string_view path) {
   return {};
 }
 
+// Streams that cannot go on for a reason other than PostgreSQL (an undecodable record, a WAL
+// read error), by name, with the reason; {} when every stream can.
+boost::json::object HaltedStreams(const projector::Status& st) {
+  boost::json::object halted;
+  for (const auto& s : st.streams) {
+    if (!s.halted.empty()) halted[s.name] = s.halted;
+  }
+  return halted;
+}
+
 ApiResponse FromResult(const common::Result<ApiResponse>& result) {
   return result ? *result : ErrorResponse(result.error());
 }
@@ -130,6 +140,7 @@ ApiResponse Router::Status() const {
                        {"lagSeconds", lag_seconds},
                        {"postgres", projector.database_up ? "up" : "down"},
                        {"quarantinedEvents", projector.quarantined_records},
+                       {"halted", HaltedStreams(projector)},
                        {"streams", std::move(streams)}};
   return ApiResponse::Json(common::SerializeJson(body));
 }
@@ -163,7 +174,9 @@ ApiResponse Router::Ready() const {
   body["wal"] = {{"acceptingWrites", accepting}, {"lastSequence", last}};
   body["postgres"] = st.database_up ? "up" : "down";
   body["projector"] = {{"projectedSequence", st.projected_seq},
-                       {"lagRecords", last > st.projected_seq ? last - st.projected_seq : 0}};
+                       {"lagRecords", last > st.projected_seq ? last - st.projected_seq : 0},
+                       {"quarantinedEvents", st.quarantined_records},
+                       {"halted", HaltedStreams(st)}};
   return ApiResponse::Json(boost::json::serialize(body), accepting ? 200 : 503);
 }
 

@@ -3,6 +3,7 @@
 //   xtrace-replay --wal-dir DIR --database-url URL [--from-seq N] [--to-seq M]
 //   xtrace-replay --wal-dir DIR --database-url URL --rebuild   (projections and rollups)
 //   xtrace-replay --wal-dir DIR --dry-run [--from-seq N] [--to-seq M]
+//   xtrace-replay --database-url URL --quarantined   (records the projector set aside)
 //
 // Safe while the server runs: the WAL is opened read-only, the server's projector cursor is never
 // read or written, and re-applying a record the projection already holds changes nothing (rows
@@ -10,7 +11,9 @@
 
 #include <unistd.h>
 #include <CLI/CLI.hpp>
+#include <pqxx/binarystring>
 #include <pqxx/connection>
+#include <pqxx/result>
 #include <pqxx/transaction>
 
 #include <chrono>
@@ -79,13 +82,77 @@ int RefreshDerived(const std::string& database_url) {
   }
 }
 
+// --quarantined: folds every record in projector_quarantine again, each in its own transaction,
+// and removes those that succeed (typically after an upgrade that accepts what an older build's
+// PostgreSQL statements refused). Those still refused stay, with the new error. Re-applying is
+// safe in any order: rows remember the last record applied to them, so an old record never
+// overrides a newer one.
+int ReprojectQuarantined(const std::string& database_url) {
+  try {
+    pqxx::connection conn(database_url);
+    projector::ApplyMigrations(conn);
+    projector::PrepareFoldStatements(conn);
+    pqxx::result rows;
+    {
+      pqxx::work txn(conn);
+      rows = txn.exec(
+          "SELECT wal_id::text, seq, record FROM projector_quarantine ORDER BY wal_id, seq");
+      txn.commit();
+    }
+    projector::SeriesCache series;
+    uint64_t projected = 0, refused = 0;
+    for (const auto& row : rows) {
+      const std::string wal_id = row[0].as<std::string>();
+      const auto seq = row[1].as<uint64_t>();
+      const auto id = common::Uuid::Parse(wal_id);
+      auto record = schema::DecodeRecord(pqxx::binarystring(row[2]).str());
+      if (!id || !record) {
+        std::fprintf(stderr, "xtrace-replay: quarantined record %s/%llu does not decode: %s\n",
+                     wal_id.c_str(), static_cast<unsigned long long>(seq),
+                     record ? "bad WAL id" : record.error().message.c_str());
+        ++refused;
+        continue;
+      }
+      try {
+        pqxx::work txn(conn);
+        std::set<projector::TraceKey> touched;
+        projector::FoldRecords(txn, {projector::SequencedRecord{seq, &*record}}, *id, touched,
+                               series);
+        projector::RefreshTraceAggregates(txn, touched);
+        txn.exec_params("DELETE FROM projector_quarantine WHERE wal_id = $1::uuid AND seq = $2",
+                        wal_id, seq);
+        txn.commit();
+        series.Commit();
+        ++projected;
+      } catch (const pqxx::sql_error& e) {
+        series.Abandon();
+        std::fprintf(stderr, "xtrace-replay: quarantined record %s/%llu still refused: %s\n",
+                     wal_id.c_str(), static_cast<unsigned long long>(seq), e.what());
+        pqxx::work txn(conn);
+        txn.exec_params(
+            "UPDATE projector_quarantine SET sqlstate = $3, error = $4 "
+            "WHERE wal_id = $1::uuid AND seq = $2",
+            wal_id, seq, e.sqlstate(), std::string(e.what()));
+        txn.commit();
+        ++refused;
+      }
+    }
+    std::printf("quarantined records: %llu projected and removed, %llu still refused\n",
+                static_cast<unsigned long long>(projected),
+                static_cast<unsigned long long>(refused));
+    return refused == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    return Fail(std::string("re-projecting quarantined records failed: ") + e.what());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"xtrace-replay: re-project retained WAL records into PostgreSQL"};
   std::string wal_dir, database_url;
   uint64_t from = 0, to = 0;
-  bool rebuild = false, dry_run = false, derived = false;
+  bool rebuild = false, dry_run = false, derived = false, quarantined = false;
   app.add_option("--wal-dir", wal_dir, "WAL directory (XTRACE_WAL_DIR of the server)");
   app.add_option("--database-url", database_url, "PostgreSQL URL (DATABASE_URL of the server)");
   auto* from_opt = app.add_option("--from-seq", from, "first sequence to replay");
@@ -96,7 +163,17 @@ int main(int argc, char** argv) {
   app.add_flag("--derived", derived,
                "recompute the derived data (trace aggregates, daily usage and metric step "
                "rollups) from the stored traces, observations and points; no WAL needed");
+  app.add_flag("--quarantined", quarantined,
+               "fold the records the projector quarantined again and remove those that succeed "
+               "(after an upgrade); no WAL needed");
   CLI11_PARSE(app, argc, argv);
+  if (quarantined) {
+    if (database_url.empty()) return Fail("--quarantined needs --database-url");
+    if (rebuild || dry_run || derived || !wal_dir.empty()) {
+      return Fail("--quarantined works on the database alone; it takes no other mode or WAL");
+    }
+    return ReprojectQuarantined(database_url);
+  }
   if (derived) {
     if (database_url.empty()) return Fail("--derived needs --database-url");
     if (rebuild || dry_run || !wal_dir.empty()) {
