@@ -24,7 +24,8 @@ using Param = std::optional<std::string>;
 // Columns shared by the list and the detail, in the order Row() reads them.
 constexpr char kTraceColumns[] = R"sql(
   t.id::text, (EXTRACT(EPOCH FROM t."timestamp") * 1000000)::int8, t.name, t.input::text,
-  t.output::text, t.session_id, t.release, t.version, t.user_id, t.metadata::text, t.tags,
+  t.output::text, t.session_id, t.release, t.version, t.user_id, t.metadata::text,
+  array_to_json(t.tags)::text,
   t.public, t.project_id, t.external_id, t.bookmarked, t.environment,
   COALESCE(t.latency, t.obs_latency), COALESCE(t.total_cost, t.obs_total_cost),
   (EXTRACT(EPOCH FROM t.created_at) * 1000000)::int8,
@@ -32,7 +33,10 @@ constexpr char kTraceColumns[] = R"sql(
 
 json::value JsonOrNull(const pqxx::field& f) {
   if (f.is_null()) return nullptr;
-  return json::parse(f.c_str());
+  // Stored documents are never deeper than the body they came in (common::kMaxJsonDepth).
+  json::parse_options options;
+  options.max_depth = common::kMaxJsonDepth;
+  return json::parse(f.c_str(), {}, options);
 }
 
 json::value StringOrNull(const pqxx::field& f) {
@@ -60,15 +64,11 @@ json::value PromptVersion(const pqxx::field& f) {
   return n;
 }
 
+// A text[] read as JSON (array_to_json): libpqxx 6.4's array parser also splits unquoted
+// elements at ';' (PostgreSQL quotes only its ',' delimiter), which cut tags like "a;b" in two.
 json::array TextArray(const pqxx::field& f) {
-  json::array out;
-  if (f.is_null()) return out;
-  auto parser = f.as_array();
-  for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
-       std::tie(kind, value) = parser.get_next()) {
-    if (kind == pqxx::array_parser::string_value) out.emplace_back(json::string(value));
-  }
-  return out;
+  if (f.is_null()) return {};
+  return json::parse(f.c_str()).as_array();
 }
 
 // One trace row in the reference key order; `observations` and `scores` are appended by callers.
@@ -246,9 +246,9 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
       "::int8) "
       "SELECT" +
       kTraceColumns +
-      ", ARRAY(SELECT o.id::text FROM observations o"
+      ", array_to_json(ARRAY(SELECT o.id::text FROM observations o"
       "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
-      "        ORDER BY o.start_time NULLS LAST, o.id)"
+      "        ORDER BY o.start_time NULLS LAST, o.id))::text"
       " FROM page JOIN traces t ON t.project_id = page.project_id AND t.id = page.id" +
       order;
   std::string count_key = where;
