@@ -7,8 +7,8 @@
 namespace xtrace::projector {
 
 FailureKind ClassifySqlState(std::string_view sqlstate) {
-  static constexpr std::array<std::string_view, 11> kTransientClasses = {
-      "08", "25", "28", "3D", "40", "53", "55", "57", "58", "XX", "F0"};
+  static constexpr std::array<std::string_view, 15> kTransientClasses = {
+      "08", "0A", "25", "28", "3D", "3F", "40", "42", "53", "55", "57", "58", "F0", "P0", "XX"};
   if (sqlstate.size() != 5) return FailureKind::kTransient;  // not from the server
   for (const auto cls : kTransientClasses) {
     if (sqlstate.starts_with(cls)) return FailureKind::kTransient;

@@ -39,9 +39,11 @@ std::string Dump(const std::string& url) {
         " r.last, r.last_ts, r.sketch) FROM metric_rollups r JOIN metric_series s ON s.id = "
         "r.series_id"
         " ORDER BY s.name, s.labels::text, r.step, r.bucket",
-        "SELECT to_jsonb(x) FROM daily_traces x WHERE count_traces <> 0"
-        " ORDER BY project_id, environment, day, dims::text",
-        "SELECT to_jsonb(x) FROM daily_models x WHERE count_traces <> 0"
+        "SELECT to_jsonb(x) FROM trace_usage x ORDER BY project_id, trace_id",
+        "SELECT to_jsonb(x) FROM trace_model_usage x ORDER BY project_id, trace_id, model",
+        // Every row: cells the traces left must be gone, as a rebuild never writes them.
+        "SELECT to_jsonb(x) FROM daily_traces x ORDER BY project_id, environment, day, dims::text",
+        "SELECT to_jsonb(x) FROM daily_models x"
         " ORDER BY project_id, environment, day, dims::text, model"}) {
     for (const auto& row : txn.exec(query)) dump += std::string(row[0].c_str()) + "\n";
   }
@@ -73,7 +75,8 @@ TEST(ReplayTool, RebuildYieldsTheDatabaseTheServerProjected) {
           std::to_string(i % 3) + R"("],"metadata":{"k)" + std::to_string(i) + R"(":)" +
           std::to_string(i) + R"(}},"observations":[{"id":")" + Id(100 + i % 7) +
           R"(","traceId":")" + Id((i + 1) % 6) + R"(","startTime":"2026-01-01T00:00:0)" +
-          std::to_string(i % 10) + R"(Z","usage":{"input":)" + std::to_string(i) + R"(}}]})";
+          std::to_string(i % 10) + R"(Z","model":"m)" + std::to_string(i % 2) +
+          R"(","calculatedTotalCost":0.25,"usage":{"input":)" + std::to_string(i) + R"(}}]})";
       ASSERT_EQ(testing::Http(server.port(), "POST", "/v1/l/batch", body, auth).status, 200);
     }
     const std::string metrics = R"({"metrics":[{"name":"m","labels":{"a":"1"},"value":1,

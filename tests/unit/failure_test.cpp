@@ -9,7 +9,7 @@ namespace {
 
 TEST(Failure, RowsAreBlamedOnlyForDataClasses) {
   // Refused because of the rows: isolate and quarantine the record.
-  for (const char* state : {"22003", "22P02", "22P05", "23505", "54000", "42804", "21000"}) {
+  for (const char* state : {"22003", "22P02", "22P05", "23505", "23502", "54000", "21000"}) {
     EXPECT_EQ(ClassifySqlState(state), FailureKind::kData) << state;
   }
   // The server, the connection, a lock or an operator: retry the same chunk later.
