@@ -87,6 +87,12 @@ std::optional<TimePoint> ParseRfc3339(std::string_view text) {
   if (y < 1 || !ymd.ok() || h > 23 || mi > 59 || s > 59) return std::nullopt;
   const auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s} + microseconds{frac_us} -
                   minutes{offset_minutes};
+  // The instant itself must lie in years 0001..9999 UTC, not only the fields as written: an offset
+  // moves 0001-01-01T00:00:00+01:00 into year 0 and 9999-12-31T23:00:00-01:00 into year 10000,
+  // which FormatRfc3339 would print in a form this function rejects.
+  constexpr sys_days kFirstDay{year{1} / January / 1};
+  constexpr sys_days kEndDay{year{10000} / January / 1};
+  if (tp < kFirstDay || tp >= kEndDay) return std::nullopt;
   return time_point_cast<microseconds>(tp);
 }
 

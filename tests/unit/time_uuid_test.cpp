@@ -32,6 +32,22 @@ TEST(Rfc3339, RejectsWhatIsNotATimestamp) {
   }
 }
 
+// Found by the rfc3339 fuzz harness: an offset could carry an instant out of 0001..9999, and the
+// API then printed a timestamp (year 0000 or 10000) that it refused as a parameter.
+TEST(Rfc3339, RejectsAnOffsetThatLeavesTheYearRange) {
+  EXPECT_FALSE(ParseRfc3339("0001-01-01T00:00:00+14:00").has_value());
+  EXPECT_FALSE(ParseRfc3339("0001-01-01T00:00:00.999999+00:01").has_value());
+  EXPECT_FALSE(ParseRfc3339("9999-12-31T23:59:59-14:00").has_value());
+  EXPECT_FALSE(ParseRfc3339("9999-12-31T23:30:00-0030").has_value());
+  // The bounds themselves, and offsets that stay inside, parse and print back unchanged.
+  for (const char* edge : {"0001-01-01T00:00:00Z", "0001-01-01T00:00:00-14:00",
+                           "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59+14:00"}) {
+    const auto t = ParseRfc3339(edge);
+    ASSERT_TRUE(t.has_value()) << edge;
+    EXPECT_EQ(ParseRfc3339(FormatRfc3339(*t)), t) << edge;
+  }
+}
+
 TEST(Rfc3339, FormatsWithZAndMinimalFraction) {
   const auto at = [](int64_t us) { return TimePoint(Micros(us)); };
   EXPECT_EQ(FormatRfc3339(at(1767225600000000)), "2026-01-01T00:00:00Z");
