@@ -16,7 +16,8 @@ using TimePoint = std::chrono::sys_time<Micros>;
 // Parses RFC 3339 the way xtrace's clients send it: `YYYY-MM-DD`, `T`, `t` or a space, `HH:MM:SS`,
 // an optional fraction (digits beyond microseconds are truncated) and a mandatory offset (`Z`,
 // `z`, `UTC`, `+HH:MM` or `+HHMM`). Returns nullopt for anything else, including out-of-range
-// fields (month 13, Feb 30, hour 24) and years outside 0001..9999.
+// fields (month 13, Feb 30, hour 24) and instants outside the years 0001..9999 UTC (also when
+// only the offset moves them there).
 std::optional<TimePoint> ParseRfc3339(std::string_view text);
 
 // `2026-01-01T00:00:00Z`, `…00.420Z`, `…00.123456Z`: 0, 3 or 6 fractional digits, as needed.

@@ -100,9 +100,15 @@ void EncodeObservation(const ObservationEvent& o, cw::Observation::Builder b) {
 
 // ---- decode helpers ---------------------------------------------------------------------------
 
+// With its size: converting a Text::Reader to std::string implicitly goes through its C string
+// and would cut the text at an embedded NUL, which JSON (`\u0000`) can carry.
+std::string StringOf(capnp::Text::Reader r) {
+  return std::string(r.begin(), r.size());
+}
+
 OptString TextOpt(bool has, capnp::Text::Reader r) {
   if (!has) return std::nullopt;
-  return std::string(r.begin(), r.size());
+  return StringOf(r);
 }
 
 Uuid UuidOf(capnp::Data::Reader d) {
@@ -205,8 +211,8 @@ WalRecord DecodeRoot(cw::WalRecord::Reader r) {
   rec.format_version = r.getFormatVersion();
   CheckFormatVersion(rec.format_version);
   rec.received_at = TimePoint(common::Micros(r.getReceivedAtMicros()));
-  rec.project_id = r.getProjectId();
-  rec.environment = r.getEnvironment();
+  rec.project_id = StringOf(r.getProjectId());
+  rec.environment = StringOf(r.getEnvironment());
   auto events = r.getEvents();
   if (events.isBatch()) {
     if (r.getSource() != cw::Source::XTRACE_BATCH) {
@@ -226,8 +232,10 @@ WalRecord DecodeRoot(cw::WalRecord::Reader r) {
     MetricBatch metrics;
     for (auto p : events.getMetrics()) {
       MetricPoint point;
-      point.name = p.getName();
-      for (auto l : p.getLabels()) point.labels.emplace_back(l.getKey(), l.getValue());
+      point.name = StringOf(p.getName());
+      for (auto l : p.getLabels()) {
+        point.labels.emplace_back(StringOf(l.getKey()), StringOf(l.getValue()));
+      }
       point.value = p.getValue();
       point.timestamp = TimePoint(common::Micros(p.getTimestampMicros()));
       metrics.points.push_back(std::move(point));

@@ -14,6 +14,7 @@ packages=(
   libcli11-dev
   postgresql postgresql-contrib postgresql-common
   clang-format clang-tidy
+  clang-14 libclang-rt-14-dev llvm-14
   wrk procps bc
 )
 

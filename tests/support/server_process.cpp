@@ -38,6 +38,11 @@ bool ServerProcess::Start() {
   std::map<std::string, std::string> env = env_;
   env["BIND_ADDR"] = "127.0.0.1:" + std::to_string(port_);
   env["PATH"] = "/usr/bin:/bin";
+  // Sanitizer builds: the server reports where the test run collects reports (tools/test.sh).
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && env.count(name) == 0) env[name] = value;
+  }
   std::vector<std::string> storage;
   for (const auto& [k, v] : env) storage.push_back(k + "=" + v);
   std::vector<char*> envp;

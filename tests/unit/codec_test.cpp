@@ -77,6 +77,20 @@ TEST(Codec, MetricBatchRoundTrips) {
   EXPECT_EQ(*out, in);
 }
 
+// Found by the metric_batch fuzz harness: ingest accepts `\u0000` in a metric name or label, and
+// decoding cut those strings at the NUL, so the stored series was not the one the client sent.
+TEST(Codec, MetricTextKeepsEmbeddedNul) {
+  using namespace std::string_literals;
+  WalRecord in;
+  in.project_id = "p\0q"s;
+  in.environment = "e\0f"s;
+  in.events = MetricBatch{{MetricPoint{"c\0pu"s, {{"k\0ey"s, "va\0lue"s}}, 1, TimePoint()}}};
+  auto out = DecodeRecord(EncodeRecord(in));
+  ASSERT_TRUE(out.has_value());
+  in.format_version = kFormatVersion;
+  EXPECT_EQ(*out, in);
+}
+
 TEST(Codec, DecodesFromUnalignedBuffers) {
   const std::string bytes = EncodeRecord(FullTraceRecord());
   auto storage = std::make_unique<char[]>(bytes.size() + 1);
