@@ -116,7 +116,7 @@ common::Result<MetricQueryParams> ParseMetricQueryParams(std::string_view query,
   if (!labels) return labels.error();
   if (*labels && !Trimmed(**labels).empty()) {
     boost::system::error_code ec;
-    const auto parsed = json::parse(**labels, ec);
+    const auto parsed = common::ParseJson(**labels, ec);
     if (ec) return Error::BadParameter("labels", "invalid labels json: " + ec.message());
     p.labels_json = json::serialize(parsed);
   }
@@ -169,7 +169,7 @@ common::Result<common::ApiResponse> MetricQueries::Query(const common::ApiReques
              "SELECT id, labels::text FROM metric_series WHERE project_id = $1 AND "
              "environment = 'default' AND name = $2 AND ($3::jsonb IS NULL OR labels @> $3::jsonb)",
              project_id_, p.name, p.labels_json)) {
-      const json::object labels = json::parse(s[1].c_str()).as_object();
+      const json::object labels = common::ParseJson(s[1].c_str()).as_object();
       json::object key_labels;
       if (p.group_by) {
         const auto* v = labels.if_contains(*p.group_by);

@@ -35,6 +35,9 @@ std::unique_ptr<pqxx::connection> ConnectionPool::Acquire() {
     // Read queries here are short and bounded; JIT compilation (which PostgreSQL starts from a
     // cost estimate) cost more than the rollup reads it was meant to speed up.
     setup.exec0("SET jit = off");
+    // Large results are read through cursors (query/traces.cpp), always to the end: plan them
+    // as the plain statements they replace, not for a fast first row (the default assumes 10%).
+    setup.exec0("SET cursor_tuple_fraction = 1.0");
     return conn;
   } catch (...) {
     lock.lock();

@@ -1,6 +1,6 @@
 #include "query/traces.hpp"
 
-#include <boost/json.hpp>
+#include <malloc.h>
 #include <pqxx/connection>
 #include <pqxx/prepared_statement>
 #include <pqxx/result>
@@ -17,11 +17,12 @@
 namespace xtrace::query {
 namespace {
 
-namespace json = boost::json;
 using common::Error;
+using common::JsonWriter;
+using common::ParsePgNumber;
 using Param = std::optional<std::string>;
 
-// Columns shared by the list and the detail, in the order Row() reads them.
+// Columns shared by the list and the detail, in the order WriteTraceMembers() reads them.
 constexpr char kTraceColumns[] = R"sql(
   t.id::text, (EXTRACT(EPOCH FROM t."timestamp") * 1000000)::int8, t.name, t.input::text,
   t.output::text, t.session_id, t.release, t.version, t.user_id, t.metadata::text,
@@ -31,73 +32,288 @@ constexpr char kTraceColumns[] = R"sql(
   (EXTRACT(EPOCH FROM t.created_at) * 1000000)::int8,
   (EXTRACT(EPOCH FROM t.updated_at) * 1000000)::int8)sql";
 
-json::value JsonOrNull(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  // Stored documents are never deeper than the body they came in (common::kMaxJsonDepth).
-  json::parse_options options;
-  options.max_depth = common::kMaxJsonDepth;
-  return json::parse(f.c_str(), {}, options);
+// Rows fetched per round trip. A trace detail reads its observations in batches of this many,
+// a list page its traces: the server holds one batch of the result at a time, not all of it,
+// however many observations a trace has. List rows carry the trace's input and output, so
+// they come in smaller batches.
+constexpr int kObservationBatch = 500;
+constexpr int kTraceBatch = 32;
+
+// Past this size a rendered response has left enough freed memory behind (result batches, the
+// smaller buffers the text grew through) that it is handed back to the operating system at once;
+// glibc would otherwise keep it in the arena of whichever pool thread rendered the response.
+constexpr size_t kReleaseMemoryAfterBytes = size_t{8} << 20;
+
+std::string_view Text(const pqxx::field& f) {
+  return {f.c_str(), f.size()};
 }
 
-json::value StringOrNull(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  return json::string(f.c_str());
+// Runs `sql` as a cursor and hands its rows to `each`, `batch` rows per FETCH.
+template <class Each>
+void ForEachRow(pqxx::transaction_base& txn, const std::string& sql, const std::vector<Param>& args,
+                int batch, Each&& each) {
+  txn.exec_params0("DECLARE xtrace_rows NO SCROLL CURSOR FOR " + sql,
+                   pqxx::prepare::make_dynamic_params(args));
+  const std::string fetch = "FETCH FORWARD " + std::to_string(batch) + " FROM xtrace_rows";
+  for (;;) {
+    const pqxx::result rows = txn.exec(fetch);
+    for (const auto& row : rows) each(row);
+    if (rows.size() < static_cast<pqxx::result::size_type>(batch)) break;
+  }
+  txn.exec0("CLOSE xtrace_rows");
 }
 
-json::value DoubleOrNull(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  return f.as<double>();
+void ReleaseFreedMemory(const std::string& body) {
+  if (body.size() >= kReleaseMemoryAfterBytes) malloc_trim(0);
 }
 
-json::value TimeOf(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  return json::string(common::FormatRfc3339(common::TimePoint(common::Micros(f.as<int64_t>()))));
+// Field writers: a column of the row as the reference renders it, null when the column is.
+
+// Stored JSON (jsonb::text, always valid JSON) goes out as text, never parsed.
+void WriteJson(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) return w.Null();
+  w.Json(Text(f));
+}
+
+void WriteString(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) return w.Null();
+  w.String(Text(f));
+}
+
+void WriteDouble(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) return w.Null();
+  w.Double(ParsePgNumber<double>(Text(f)));
+}
+
+int64_t IntOrZero(const pqxx::field& f) {
+  return f.is_null() ? 0 : ParsePgNumber<int64_t>(Text(f));
+}
+
+double DoubleOrZero(const pqxx::field& f) {
+  return f.is_null() ? 0.0 : ParsePgNumber<double>(Text(f));
+}
+
+// Microseconds since the epoch (see the columns) as RFC 3339.
+void WriteTime(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) return w.Null();
+  w.String(
+      common::FormatRfc3339(common::TimePoint(common::Micros(ParsePgNumber<int64_t>(Text(f))))));
 }
 
 // The reference renders prompt versions as numbers; a version that is not an integer is null.
-json::value PromptVersion(const pqxx::field& f) {
-  if (f.is_null()) return nullptr;
-  const std::string_view s = f.c_str();
+void WritePromptVersion(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) return w.Null();
+  const std::string_view s = Text(f);
   int64_t n = 0;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || end != s.data() + s.size()) return nullptr;
-  return n;
+  if (ec != std::errc() || end != s.data() + s.size()) return w.Null();
+  w.Int(n);
 }
 
-// A text[] read as JSON (array_to_json): libpqxx 6.4's array parser also splits unquoted
-// elements at ';' (PostgreSQL quotes only its ',' delimiter), which cut tags like "a;b" in two.
-json::array TextArray(const pqxx::field& f) {
-  if (f.is_null()) return {};
-  return json::parse(f.c_str()).as_array();
+// A text[] the query read as JSON (array_to_json); [] for NULL. libpqxx 6.4's array parser also
+// splits unquoted elements at ';' (PostgreSQL quotes only its ',' delimiter), which cut tags like
+// "a;b" in two, so arrays never go through it.
+void WriteTextArray(JsonWriter& w, const pqxx::field& f) {
+  if (f.is_null()) {
+    w.BeginArray();
+    w.EndArray();
+    return;
+  }
+  w.Json(Text(f));
 }
 
-// One trace row in the reference key order; `observations` and `scores` are appended by callers.
-json::object TraceObject(const pqxx::row& r) {
-  json::object o;
-  const std::string id = r[0].c_str();
-  const std::string project = r[12].c_str();
-  o["id"] = id;
-  o["timestamp"] = TimeOf(r[1]);
-  o["name"] = StringOrNull(r[2]);
-  o["input"] = JsonOrNull(r[3]);
-  o["output"] = JsonOrNull(r[4]);
-  o["sessionId"] = StringOrNull(r[5]);
-  o["release"] = StringOrNull(r[6]);
-  o["version"] = StringOrNull(r[7]);
-  o["userId"] = StringOrNull(r[8]);
-  o["metadata"] = JsonOrNull(r[9]);
-  o["tags"] = TextArray(r[10]);
-  o["public"] = r[11].as<bool>();
-  o["projectId"] = project;
-  o["externalId"] = StringOrNull(r[13]);
-  o["bookmarked"] = r[14].as<bool>();
-  o["environment"] = r[15].c_str();
-  o["htmlPath"] = "/project/" + project + "/traces/" + id;
-  o["latency"] = DoubleOrNull(r[16]);
-  o["totalCost"] = DoubleOrNull(r[17]);
-  o["createdAt"] = TimeOf(r[18]);
-  o["updatedAt"] = TimeOf(r[19]);
-  return o;
+// One trace row's members in the reference key order (kTraceColumns); callers add
+// `observations` and `scores`. Suppressed groups of the list (`fields`) leave out input, output
+// and metadata, and render the metrics as -1, as the reference does.
+void WriteTraceMembers(JsonWriter& w, const pqxx::row& r, bool with_io, bool with_metrics) {
+  const std::string_view id = Text(r[0]);
+  const std::string_view project = Text(r[12]);
+  w.Key("id");
+  w.String(id);
+  w.Key("timestamp");
+  WriteTime(w, r[1]);
+  w.Key("name");
+  WriteString(w, r[2]);
+  if (with_io) {
+    w.Key("input");
+    WriteJson(w, r[3]);
+    w.Key("output");
+    WriteJson(w, r[4]);
+  }
+  w.Key("sessionId");
+  WriteString(w, r[5]);
+  w.Key("release");
+  WriteString(w, r[6]);
+  w.Key("version");
+  WriteString(w, r[7]);
+  w.Key("userId");
+  WriteString(w, r[8]);
+  if (with_io) {
+    w.Key("metadata");
+    WriteJson(w, r[9]);
+  }
+  w.Key("tags");
+  WriteTextArray(w, r[10]);
+  w.Key("public");
+  w.Bool(r[11].as<bool>());
+  w.Key("projectId");
+  w.String(project);
+  w.Key("externalId");
+  WriteString(w, r[13]);
+  w.Key("bookmarked");
+  w.Bool(r[14].as<bool>());
+  w.Key("environment");
+  w.String(Text(r[15]));
+  w.Key("htmlPath");
+  w.String("/project/" + std::string(project) + "/traces/" + std::string(id));
+  w.Key("latency");
+  if (with_metrics) {
+    WriteDouble(w, r[16]);
+  } else {
+    w.Double(-1.0);
+  }
+  w.Key("totalCost");
+  if (with_metrics) {
+    WriteDouble(w, r[17]);
+  } else {
+    w.Double(-1.0);
+  }
+  w.Key("createdAt");
+  WriteTime(w, r[18]);
+  w.Key("updatedAt");
+  WriteTime(w, r[19]);
+}
+
+// The detail's observation columns, in the order WriteObservation() reads them.
+constexpr char kObservationSql[] = R"sql(
+  SELECT o.id::text, o.trace_id::text, o.type, o.name,
+         (EXTRACT(EPOCH FROM COALESCE(o.start_time, o.created_at)) * 1000000)::int8,
+         (EXTRACT(EPOCH FROM o.end_time) * 1000000)::int8,
+         (EXTRACT(EPOCH FROM o.completion_start_time) * 1000000)::int8,
+         o.model, o.model_parameters::text, o.input::text, o.metadata::text,
+         o.output::text, o.level, o.status_message, o.parent_observation_id::text,
+         o.prompt_id, o.prompt_name, o.prompt_version, o.model_id, o.input_price,
+         o.output_price, o.total_price, o.calculated_input_cost,
+         o.calculated_output_cost, o.calculated_total_cost, o.latency_d,
+         o.time_to_first_token_d, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d,
+         o.unit, o.environment
+  FROM observations o WHERE o.project_id = $1 AND o.trace_id = $2::uuid
+  ORDER BY o.start_time ASC NULLS LAST, o.created_at ASC, o.id)sql";
+
+void WriteObservation(JsonWriter& w, const pqxx::row& r) {
+  const int64_t input_tokens = IntOrZero(r[27]);
+  const int64_t output_tokens = IntOrZero(r[28]);
+  const int64_t total_tokens = IntOrZero(r[29]);
+  w.BeginObject();
+  w.Key("id");
+  w.String(Text(r[0]));
+  w.Key("traceId");
+  w.String(Text(r[1]));
+  w.Key("type");
+  w.String(Text(r[2]));
+  w.Key("name");
+  WriteString(w, r[3]);
+  w.Key("startTime");
+  WriteTime(w, r[4]);
+  w.Key("endTime");
+  WriteTime(w, r[5]);
+  w.Key("completionStartTime");
+  WriteTime(w, r[6]);
+  w.Key("model");
+  WriteString(w, r[7]);
+  w.Key("modelParameters");
+  if (r[8].is_null()) {
+    w.BeginObject();
+    w.EndObject();
+  } else {
+    WriteJson(w, r[8]);
+  }
+  w.Key("input");
+  WriteJson(w, r[9]);
+  w.Key("version");
+  w.Null();
+  w.Key("metadata");
+  WriteJson(w, r[10]);
+  w.Key("output");
+  WriteJson(w, r[11]);
+  w.Key("usage");
+  w.BeginObject();
+  w.Key("input");
+  w.Int(input_tokens);
+  w.Key("output");
+  w.Int(output_tokens);
+  w.Key("total");
+  w.Int(total_tokens);
+  w.Key("unit");
+  WriteString(w, r[30]);
+  w.Key("inputCost");
+  WriteDouble(w, r[22]);
+  w.Key("outputCost");
+  WriteDouble(w, r[23]);
+  w.Key("totalCost");
+  WriteDouble(w, r[24]);
+  w.EndObject();
+  w.Key("level");
+  if (r[12].is_null()) {
+    w.String("DEFAULT");
+  } else {
+    w.String(Text(r[12]));
+  }
+  w.Key("statusMessage");
+  WriteString(w, r[13]);
+  w.Key("parentObservationId");
+  WriteString(w, r[14]);
+  w.Key("promptId");
+  WriteString(w, r[15]);
+  w.Key("promptName");
+  WriteString(w, r[16]);
+  w.Key("promptVersion");
+  WritePromptVersion(w, r[17]);
+  w.Key("modelId");
+  WriteString(w, r[18]);
+  w.Key("inputPrice");
+  WriteDouble(w, r[19]);
+  w.Key("outputPrice");
+  WriteDouble(w, r[20]);
+  w.Key("totalPrice");
+  WriteDouble(w, r[21]);
+  w.Key("calculatedInputCost");
+  WriteDouble(w, r[22]);
+  w.Key("calculatedOutputCost");
+  WriteDouble(w, r[23]);
+  w.Key("calculatedTotalCost");
+  WriteDouble(w, r[24]);
+  w.Key("latency");
+  WriteDouble(w, r[25]);
+  w.Key("timeToFirstToken");
+  WriteDouble(w, r[26]);
+  w.Key("promptTokens");
+  w.Int(input_tokens);
+  w.Key("completionTokens");
+  w.Int(output_tokens);
+  w.Key("totalTokens");
+  w.Int(total_tokens);
+  w.Key("usageDetails");
+  w.BeginObject();
+  w.Key("input");
+  w.Int(input_tokens);
+  w.Key("output");
+  w.Int(output_tokens);
+  w.Key("total");
+  w.Int(total_tokens);
+  w.EndObject();
+  w.Key("costDetails");
+  w.BeginObject();
+  w.Key("input");
+  w.Double(DoubleOrZero(r[22]));
+  w.Key("output");
+  w.Double(DoubleOrZero(r[23]));
+  w.Key("total");
+  w.Double(DoubleOrZero(r[24]));
+  w.EndObject();
+  w.Key("environment");
+  w.String(Text(r[31]));
+  w.EndObject();
 }
 
 }  // namespace
@@ -246,11 +462,11 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
       "::int8) "
       "SELECT" +
       kTraceColumns +
-      ", array_to_json(ARRAY(SELECT o.id::text FROM observations o"
-      "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
-      "        ORDER BY o.start_time NULLS LAST, o.id))::text"
-      " FROM page JOIN traces t ON t.project_id = page.project_id AND t.id = page.id" +
-      order;
+      (p.with_observations ? ", array_to_json(ARRAY(SELECT o.id::text FROM observations o"
+                             "        WHERE o.project_id = t.project_id AND o.trace_id = t.id"
+                             "        ORDER BY o.start_time NULLS LAST, o.id))::text"
+                           : ", NULL::text") +
+      " FROM page JOIN traces t ON t.project_id = page.project_id AND t.id = page.id" + order;
   std::string count_key = where;
   for (const auto& a : args) count_key += '\0' + a.value_or("\x01");
   // The first page always counts (and refreshes the count); later pages reuse it.
@@ -258,40 +474,45 @@ common::Result<common::ApiResponse> TraceQueries::List(const common::ApiRequest&
       p.page > 1 ? CachedCount(count_key) : std::optional<int64_t>();
 
   int64_t total = 0;
-  json::array data;
+  std::string body;
   auto failed = pool_.Run([&](pqxx::connection& conn) {
+    body.clear();
     pqxx::read_transaction txn(conn);
     total = cached_total ? *cached_total
                          : txn.exec_params1(count_sql, pqxx::prepare::make_dynamic_params(args))[0]
                                .as<int64_t>();
-    for (const auto& row :
-         txn.exec_params(page_sql, pqxx::prepare::make_dynamic_params(page_args))) {
-      json::object item = TraceObject(row);
-      // Suppressed groups, as the reference renders them.
-      if (!p.with_io) {
-        item.erase("input");
-        item.erase("output");
-        item.erase("metadata");
-      }
-      if (!p.with_metrics) {
-        item["latency"] = -1.0;
-        item["totalCost"] = -1.0;
-      }
-      item["observations"] = p.with_observations ? TextArray(row[20]) : json::array();
-      item["scores"] = json::array();
-      data.emplace_back(std::move(item));
-    }
+    JsonWriter w(body);
+    w.BeginObject();
+    w.Key("data");
+    w.BeginArray();
+    ForEachRow(txn, page_sql, page_args, kTraceBatch, [&](const pqxx::row& row) {
+      w.BeginObject();
+      WriteTraceMembers(w, row, p.with_io, p.with_metrics);
+      w.Key("observations");
+      WriteTextArray(w, row[20]);  // NULL, hence [], when the group is suppressed
+      w.Key("scores");
+      w.BeginArray();
+      w.EndArray();
+      w.EndObject();
+    });
+    w.EndArray();
+    w.Key("meta");
+    w.BeginObject();
+    w.Key("page");
+    w.Int(p.page);
+    w.Key("limit");
+    w.Int(p.limit);
+    w.Key("totalItems");
+    w.Int(total);
+    w.Key("totalPages");
+    w.Int((total + p.limit - 1) / p.limit);
+    w.EndObject();
+    w.EndObject();
   });
   if (failed) return *failed;
   if (!cached_total) RememberCount(count_key, total);
-
-  json::object body;
-  body["data"] = std::move(data);
-  body["meta"] = {{"page", p.page},
-                  {"limit", p.limit},
-                  {"totalItems", total},
-                  {"totalPages", (total + p.limit - 1) / p.limit}};
-  return common::ApiResponse::Json(common::SerializeJson(body));
+  ReleaseFreedMemory(body);
+  return common::ApiResponse::Json(std::move(body));
 }
 
 std::optional<int64_t> TraceQueries::CachedCount(const std::string& key) {
@@ -314,9 +535,12 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
   if (!id) return Error::BadParameter("traceId", "traceId must be a UUID");
   const std::string id_text = id->ToString();
 
-  std::optional<json::object> trace;
-  json::array observations;
+  // Rendered straight into the response text while the observations are fetched in batches
+  // through a cursor: a trace with any number of observations is held once, as its text.
+  std::string body;
+  bool found = false;
   auto failed = pool_.Run([&](pqxx::connection& conn) {
+    body.clear();
     pqxx::read_transaction txn(conn);
     // By id alone, as the reference; when two projects share an id, the default project wins.
     const auto rows =
@@ -325,76 +549,24 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
                             " ORDER BY (t.project_id = $2) DESC, t.project_id LIMIT 1",
                         id_text, project_id_);
     if (rows.empty()) return;
-    trace = TraceObject(rows[0]);
-    const std::string project = rows[0][12].c_str();
-    const auto obs = txn.exec_params(
-        R"sql(SELECT o.id::text, o.trace_id::text, o.type, o.name,
-                 (EXTRACT(EPOCH FROM COALESCE(o.start_time, o.created_at)) * 1000000)::int8,
-                 (EXTRACT(EPOCH FROM o.end_time) * 1000000)::int8,
-                 (EXTRACT(EPOCH FROM o.completion_start_time) * 1000000)::int8,
-                 o.model, o.model_parameters::text, o.input::text, o.metadata::text,
-                 o.output::text, o.level, o.status_message, o.parent_observation_id::text,
-                 o.prompt_id, o.prompt_name, o.prompt_version, o.model_id, o.input_price,
-                 o.output_price, o.total_price, o.calculated_input_cost,
-                 o.calculated_output_cost, o.calculated_total_cost, o.latency_d,
-                 o.time_to_first_token_d, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d,
-                 o.unit, o.environment
-          FROM observations o WHERE o.project_id = $1 AND o.trace_id = $2::uuid
-          ORDER BY o.start_time ASC NULLS LAST, o.created_at ASC, o.id)sql",
-        project, id_text);
-    for (const auto& r : obs) {
-      const auto tokens = [&](int i) { return r[i].is_null() ? int64_t{0} : r[i].as<int64_t>(); };
-      const auto cost = [&](int i) { return r[i].is_null() ? 0.0 : r[i].as<double>(); };
-      json::object o;
-      o["id"] = r[0].c_str();
-      o["traceId"] = r[1].c_str();
-      o["type"] = r[2].c_str();
-      o["name"] = StringOrNull(r[3]);
-      o["startTime"] = TimeOf(r[4]);
-      o["endTime"] = TimeOf(r[5]);
-      o["completionStartTime"] = TimeOf(r[6]);
-      o["model"] = StringOrNull(r[7]);
-      o["modelParameters"] = r[8].is_null() ? json::value(json::object()) : JsonOrNull(r[8]);
-      o["input"] = JsonOrNull(r[9]);
-      o["version"] = nullptr;
-      o["metadata"] = JsonOrNull(r[10]);
-      o["output"] = JsonOrNull(r[11]);
-      o["usage"] = {{"input", tokens(27)},
-                    {"output", tokens(28)},
-                    {"total", tokens(29)},
-                    {"unit", StringOrNull(r[30])},
-                    {"inputCost", DoubleOrNull(r[22])},
-                    {"outputCost", DoubleOrNull(r[23])},
-                    {"totalCost", DoubleOrNull(r[24])}};
-      o["level"] = r[12].is_null() ? json::value("DEFAULT") : StringOrNull(r[12]);
-      o["statusMessage"] = StringOrNull(r[13]);
-      o["parentObservationId"] = StringOrNull(r[14]);
-      o["promptId"] = StringOrNull(r[15]);
-      o["promptName"] = StringOrNull(r[16]);
-      o["promptVersion"] = PromptVersion(r[17]);
-      o["modelId"] = StringOrNull(r[18]);
-      o["inputPrice"] = DoubleOrNull(r[19]);
-      o["outputPrice"] = DoubleOrNull(r[20]);
-      o["totalPrice"] = DoubleOrNull(r[21]);
-      o["calculatedInputCost"] = DoubleOrNull(r[22]);
-      o["calculatedOutputCost"] = DoubleOrNull(r[23]);
-      o["calculatedTotalCost"] = DoubleOrNull(r[24]);
-      o["latency"] = DoubleOrNull(r[25]);
-      o["timeToFirstToken"] = DoubleOrNull(r[26]);
-      o["promptTokens"] = tokens(27);
-      o["completionTokens"] = tokens(28);
-      o["totalTokens"] = tokens(29);
-      o["usageDetails"] = {{"input", tokens(27)}, {"output", tokens(28)}, {"total", tokens(29)}};
-      o["costDetails"] = {{"input", cost(22)}, {"output", cost(23)}, {"total", cost(24)}};
-      o["environment"] = r[31].c_str();
-      observations.emplace_back(std::move(o));
-    }
+    found = true;
+    JsonWriter w(body);
+    w.BeginObject();
+    WriteTraceMembers(w, rows[0], true, true);
+    w.Key("observations");
+    w.BeginArray();
+    ForEachRow(txn, kObservationSql, {rows[0][12].c_str(), id_text}, kObservationBatch,
+               [&](const pqxx::row& r) { WriteObservation(w, r); });
+    w.EndArray();
+    w.Key("scores");
+    w.BeginArray();
+    w.EndArray();
+    w.EndObject();
   });
   if (failed) return *failed;
-  if (!trace) return Error{common::ErrorCode::kNotFound, "Not Found", {}};
-  (*trace)["observations"] = std::move(observations);
-  (*trace)["scores"] = json::array();
-  return common::ApiResponse::Json(common::SerializeJson(*trace));
+  if (!found) return Error{common::ErrorCode::kNotFound, "Not Found", {}};
+  ReleaseFreedMemory(body);
+  return common::ApiResponse::Json(std::move(body));
 }
 
 }  // namespace xtrace::query

@@ -84,8 +84,10 @@ boost::json::object HaltedStreams(const projector::Status& st) {
   return halted;
 }
 
-ApiResponse FromResult(const common::Result<ApiResponse>& result) {
-  return result ? *result : ErrorResponse(result.error());
+// Takes the result by value and moves the body out: a response body can be large (a trace
+// detail with many observations), and it is never copied on its way to the socket.
+ApiResponse FromResult(common::Result<ApiResponse> result) {
+  return result ? std::move(*result) : ErrorResponse(result.error());
 }
 
 }  // namespace
@@ -225,12 +227,14 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
     case Route::kReady: reply(Ready()); return;
     case Route::kTraceBatch: {
       const common::ApiRequest api{request.path, request.query, request.content_type, request.body};
-      ingestor_.TraceBatch(api, [reply](common::Result<ApiResponse> r) { reply(FromResult(r)); });
+      ingestor_.TraceBatch(
+          api, [reply](common::Result<ApiResponse> r) { reply(FromResult(std::move(r))); });
       return;
     }
     case Route::kMetricBatch: {
       const common::ApiRequest api{request.path, request.query, request.content_type, request.body};
-      ingestor_.MetricBatch(api, [reply](common::Result<ApiResponse> r) { reply(FromResult(r)); });
+      ingestor_.MetricBatch(
+          api, [reply](common::Result<ApiResponse> r) { reply(FromResult(std::move(r))); });
       return;
     }
     case Route::kStatus:

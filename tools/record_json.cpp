@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value_from.hpp>
 
+#include "common/json.hpp"
 #include "common/time.hpp"
 
 namespace xtrace::tools {
@@ -19,7 +20,7 @@ class Writer {
   void Json(const char* key, const schema::OptString& v) {
     if (!v) return;
     boost::system::error_code ec;
-    auto parsed = json::parse(*v, ec);
+    auto parsed = common::ParseJson(*v, ec);
     o_[key] = ec ? json::value(*v) : std::move(parsed);
   }
   void Time(const char* key, const std::optional<common::TimePoint>& v) {

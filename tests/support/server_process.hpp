@@ -24,6 +24,7 @@ class ServerProcess {
   // SIGKILL and reap.
   void Kill();
   bool Running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }  // -1 when not running
 
   uint16_t port() const { return port_; }
   const std::string& log_path() const { return log_path_; }
