@@ -8,3 +8,5 @@ find_package(spdlog REQUIRED)
 find_package(PkgConfig REQUIRED)
 # libpqxx 6.4 ships no CMake package.
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
+# libpq itself, for its conninfo parser (pg/conninfo.cpp).
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)

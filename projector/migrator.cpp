@@ -5,6 +5,8 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <set>
+
 #include "projector/projector.hpp"
 #include "schema/migrations.hpp"
 
@@ -56,6 +58,19 @@ void ApplyMigrations(pqxx::connection& conn) {
     txn.commit();
     spdlog::info("schema: applied migration {}", m.name);
   }
+}
+
+bool MigrationsPending(pqxx::connection& conn) {
+  pqxx::nontransaction txn(conn);
+  if (txn.exec1("SELECT to_regclass('schema_migrations') IS NULL")[0].as<bool>()) return true;
+  std::set<int> applied;
+  for (const auto& row : txn.exec("SELECT version FROM schema_migrations")) {
+    applied.insert(row[0].as<int>());
+  }
+  for (const auto& m : schema::Migrations()) {
+    if (!applied.contains(m.version)) return true;
+  }
+  return false;
 }
 
 StoredCursors LoadCursors(pqxx::connection& conn, const std::string& wal_id) {

@@ -13,6 +13,10 @@ namespace xtrace::projector {
 // Throws pqxx exceptions on failure.
 void ApplyMigrations(pqxx::connection& conn);
 
+// Whether ApplyMigrations has anything to do: one quick read, so a caller can tell a healthy
+// database from a stuck one before starting work that may legitimately take long.
+bool MigrationsPending(pqxx::connection& conn);
+
 // The stored positions of a WAL's projector streams: `least` is what every stream has
 // projected (0 when one has none yet), `furthest` the position of the stream furthest ahead.
 struct StoredCursors {

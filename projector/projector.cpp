@@ -66,7 +66,9 @@ void Projector::Start() {
   for (auto& s : streams_) s->Start();
 }
 
-void Projector::Stop() {
+void Projector::Stop(pg::Clock::time_point abandon_at) {
+  // Every stream is told first, then joined: their waits on PostgreSQL overlap, not add up.
+  for (auto& s : streams_) s->RequestStop(abandon_at);
   for (auto& s : streams_) s->Stop();
 }
 
@@ -114,12 +116,17 @@ void StreamProjector::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void StreamProjector::Stop() {
+void StreamProjector::RequestStop(pg::Clock::time_point abandon_at) {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
+  interrupter_.InterruptAt(abandon_at);
   cv_.notify_all();
+}
+
+void StreamProjector::Stop() {
+  RequestStop(pg::Clock::time_point::max());
   if (thread_.joinable()) thread_.join();
 }
 
@@ -146,12 +153,15 @@ void StreamProjector::Run() {
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
-      const bool worked = Step();
-      SetHalted({});
-      if (!worked) {
-        StoreCursor();  // idle: the stored cursor catches up with records skipped in memory
-        log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
+      bool idle = false;
+      {
+        // A PostgreSQL that stops answering mid-chunk ends the chunk as an outage.
+        pg::CallGuard guard(*conn_, options_.session.call_deadline(), &interrupter_);
+        idle = !Step();
+        SetHalted({});
+        if (idle) StoreCursor();  // the stored cursor catches up with records skipped in memory
       }
+      if (idle) log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
       backoff = options_.min_backoff;
     } catch (const CursorFenced& e) {
       spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
@@ -174,7 +184,10 @@ void StreamProjector::Run() {
   }
   DropPrefetch();
   try {
-    StoreCursor();  // a clean stop leaves the stored cursor where the stream is
+    if (conn_) {
+      pg::CallGuard guard(*conn_, options_.session.call_deadline(), &interrupter_);
+      StoreCursor();  // a clean stop leaves the stored cursor where the stream is
+    }
   } catch (const std::exception& e) {
     spdlog::warn("projector[{}]: cursor not stored at stop: {}", name_, e.what());
   }
@@ -188,10 +201,10 @@ void StreamProjector::DropPrefetch() {
 
 bool StreamProjector::Connect() {
   try {
-    auto conn = std::make_unique<pqxx::connection>(options_.database_url);
+    auto conn = pg::Connect(options_.database_url, options_.session, &interrupter_);
+    pg::CallGuard guard(*conn, options_.session.call_deadline(), &interrupter_);
     ApplyMigrations(*conn);
     pqxx::work txn(*conn);
-    txn.exec0("SET TIME ZONE 'UTC'");
     txn.exec_params(
         "INSERT INTO projector_cursors (wal_id, stream, seq) VALUES ($1::uuid, $2, 0) "
         "ON CONFLICT (wal_id, stream) DO NOTHING",

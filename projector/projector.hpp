@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "pg/session.hpp"
+#include "pg/watchdog.hpp"
 #include "projector/fold.hpp"
 #include "wal/log.hpp"
 
@@ -26,6 +28,8 @@ namespace xtrace::projector {
 
 struct Options {
   std::string database_url;
+  // Each stream's session (statement timeout and the other limits, pg/session.hpp).
+  pg::Session session = pg::SessionFor(pg::Role::kProjector);
   // Records folded per transaction at most. A chunk is whatever the log holds beyond the cursor up
   // to these limits, so its size adapts to the backlog: live traffic gives small, prompt chunks;
   // a backlog gives large ones, which amortize the per-statement and rollup-merge costs.
@@ -71,8 +75,10 @@ class Projector {
   Projector& operator=(const Projector&) = delete;
 
   void Start();
-  // Finishes the transactions in flight (if any) and joins the threads. Idempotent.
-  void Stop();
+  // Finishes the transactions in flight (if any) and joins the threads. A call still waiting on
+  // PostgreSQL at `abandon_at` is abandoned then (its transaction never commits; the records
+  // are projected after the next start). Idempotent.
+  void Stop(pg::Clock::time_point abandon_at = pg::Clock::time_point::max());
 
   Status status() const;
 
@@ -96,6 +102,8 @@ class StreamProjector {
   StreamProjector& operator=(const StreamProjector&) = delete;
 
   void Start();
+  // Asks the thread to stop (see Projector::Stop) without waiting for it.
+  void RequestStop(pg::Clock::time_point abandon_at);
   void Stop();
 
   uint64_t projected_seq() const { return projected_seq_.load(); }
@@ -137,6 +145,7 @@ class StreamProjector {
   const std::string name_;  // StreamName(stream_)
   const Options options_;
   std::unique_ptr<pqxx::connection> conn_;
+  pg::Interrupter interrupter_;  // Stop() ends a wait on PostgreSQL through it
   SeriesCache series_;
   RollupCache rollups_;
   // A chunk of only the other kind's records moves the cursor in memory; the stored one

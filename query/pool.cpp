@@ -3,14 +3,15 @@
 #include <spdlog/spdlog.h>
 #include <pqxx/connection>
 #include <pqxx/except>
-#include <pqxx/nontransaction>
 
 namespace xtrace::query {
 
 using common::Error;
 using common::ErrorCode;
 
-ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options)) {}
+ConnectionPool::ConnectionPool(PoolOptions options)
+    : options_(std::move(options)),
+      session_(pg::SessionFor(pg::Role::kQuery, options_.statement_timeout)) {}
 
 ConnectionPool::~ConnectionPool() = default;
 
@@ -27,18 +28,7 @@ std::unique_ptr<pqxx::connection> ConnectionPool::Acquire() {
   ++open_;
   lock.unlock();
   try {
-    auto conn = std::make_unique<pqxx::connection>(options_.database_url);
-    pqxx::nontransaction setup(*conn);
-    setup.exec0("SET TIME ZONE 'UTC'");
-    setup.exec0("SET statement_timeout = " + std::to_string(options_.statement_timeout.count()));
-    setup.exec0("SET default_transaction_read_only = on");
-    // Read queries here are short and bounded; JIT compilation (which PostgreSQL starts from a
-    // cost estimate) cost more than the rollup reads it was meant to speed up.
-    setup.exec0("SET jit = off");
-    // Large results are read through cursors (query/traces.cpp), always to the end: plan them
-    // as the plain statements they replace, not for a fast first row (the default assumes 10%).
-    setup.exec0("SET cursor_tuple_fraction = 1.0");
-    return conn;
+    return pg::Connect(options_.database_url, session_, &interrupter_);
   } catch (...) {
     lock.lock();
     --open_;
@@ -57,7 +47,12 @@ void ConnectionPool::Release(std::unique_ptr<pqxx::connection> conn) {
   cv_.notify_one();
 }
 
+void ConnectionPool::Close(pg::Clock::time_point abandon_at) {
+  interrupter_.InterruptAt(abandon_at);
+}
+
 std::optional<Error> ConnectionPool::Run(const std::function<void(pqxx::connection&)>& work) {
+  if (interrupter_.Interrupted()) return Error::Unavailable("the server is shutting down");
   std::unique_ptr<pqxx::connection> conn;
   try {
     conn = Acquire();
@@ -66,28 +61,45 @@ std::optional<Error> ConnectionPool::Run(const std::function<void(pqxx::connecti
     return Error::Unavailable("the database is unavailable; retry later");
   }
   if (!conn) return Error::Unavailable("the database is busy; retry later");
+  // The guard ends before the connection goes back to the pool or is closed: the watchdog must
+  // never shut down a socket another request (or another connection) is using.
+  std::optional<pg::CallGuard> guard(std::in_place, *conn, session_.call_deadline(), &interrupter_);
   try {
     work(*conn);
+    guard.reset();
     Release(std::move(conn));
     return std::nullopt;
   } catch (const pqxx::broken_connection& e) {
     spdlog::warn("query: database connection lost: {}", e.what());
+    guard.reset();
     conn.reset();
     Release(nullptr);
     return Error::Unavailable("the database is unavailable; retry later");
   } catch (const pqxx::sql_error& e) {
+    const bool abandoned = guard->fired();
+    guard.reset();
+    if (abandoned) {  // the watchdog closed the socket: whatever libpq reported, it is gone
+      spdlog::warn("query: database connection abandoned: {}", e.what());
+      conn.reset();
+      Release(nullptr);
+      return Error::Unavailable("the database is unavailable; retry later");
+    }
     spdlog::error("query: {} [{}] in: {}", e.what(), e.sqlstate(), e.query());
     Release(std::move(conn));
     if (e.sqlstate() == "57014") return Error::Unavailable("the query took too long; retry later");
+    // lock_not_available: lock_timeout, behind DDL or a TRUNCATE (xtrace-replay --rebuild).
+    if (e.sqlstate() == "55P03") return Error::Unavailable("the database is busy; retry later");
     // undefined_table: the database was reached before the first migration ran.
     if (e.sqlstate() == "42P01")
       return Error::Unavailable("the database is not ready; retry later");
     return Error::Internal("internal error");
   } catch (const common::ErrorException& e) {
+    guard.reset();
     Release(std::move(conn));
     return e.error();
   } catch (const std::exception& e) {
     spdlog::error("query: {}", e.what());
+    guard.reset();
     conn.reset();
     Release(nullptr);
     return Error::Internal("internal error");

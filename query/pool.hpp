@@ -2,6 +2,8 @@
 // A small pool of read-only PostgreSQL connections for the query service, separate from the
 // projector's connection so reads never queue behind a write transaction. Connections are opened
 // lazily and dropped when they break, so the pool heals after a database restart by itself.
+// Connections are opened by pg::Connect (role kQuery) and every call runs under a pg::CallGuard,
+// so a database that stops answering costs a request its deadline, never a thread for good.
 
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +15,8 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "pg/session.hpp"
+#include "pg/watchdog.hpp"
 
 #include <pqxx/connection>
 
@@ -36,11 +40,17 @@ class ConnectionPool {
   // kUnavailable errors (logged with the detail; the client sees a generic message).
   std::optional<common::Error> Run(const std::function<void(pqxx::connection&)>& work);
 
+  // Shutdown: calls still waiting on PostgreSQL at `abandon_at` are abandoned (their requests
+  // answer 503), and Run refuses new work from then on.
+  void Close(pg::Clock::time_point abandon_at);
+
  private:
   std::unique_ptr<pqxx::connection> Acquire();
   void Release(std::unique_ptr<pqxx::connection> conn);
 
   const PoolOptions options_;
+  const pg::Session session_;
+  pg::Interrupter interrupter_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;

@@ -219,6 +219,11 @@ common::Result<Config> LoadConfig(const GetEnv& getenv) {
                                          c.projector_chunk_bytes, uint64_t{1} << 30);
   if (!chunk) return chunk.error();
   c.projector_chunk_bytes = *chunk;
+  auto projector_timeout =
+      PositiveInteger<uint32_t>(getenv, "XTRACE_PROJECTOR_STATEMENT_TIMEOUT_MS",
+                                static_cast<uint32_t>(c.projector_statement_timeout.count()));
+  if (!projector_timeout) return projector_timeout.error();
+  c.projector_statement_timeout = std::chrono::milliseconds(*projector_timeout);
 
   if (auto level = NonEmpty(getenv, "XTRACE_LOG_LEVEL")) {
     static constexpr std::string_view kLevels[] = {"trace", "debug",    "info", "warn",
@@ -243,14 +248,15 @@ std::string DescribeConfig(const Config& c) {
       "secret_key={} rate_limit={}qps/burst {} max_body={}B compat_unauthenticated={} "
       "wal_dir={} http_threads={} query_threads={} read_timeout={}ms query_timeout={}ms "
       "shutdown_grace={}ms log_level={} wal_max_bytes={} wal_min_free_bytes={} wal_retention={}s "
-      "wal_sync={} max_inflight_bytes={} projector_chunk_bytes={}",
+      "wal_sync={} max_inflight_bytes={} projector_chunk_bytes={} "
+      "projector_statement_timeout={}ms",
       c.bind_host, c.bind_port, db, c.default_project_id, c.bearer_token.size(),
       c.public_key ? *c.public_key : "(unset)", Mask(c.secret_key), c.rate_limit_qps,
       c.rate_limit_burst, c.max_request_body_bytes, c.allow_unauthenticated_compat, c.wal_dir,
       c.http_threads, c.query_threads, c.read_timeout.count(), c.statement_timeout.count(),
       c.shutdown_grace.count(), c.log_level, c.wal_max_bytes, c.wal_min_free_bytes,
       c.wal_retention.count(), c.wal_sync ? "on" : "OFF (unsafe: benchmarks only)",
-      c.max_inflight_bytes, c.projector_chunk_bytes);
+      c.max_inflight_bytes, c.projector_chunk_bytes, c.projector_statement_timeout.count());
 }
 
 }  // namespace xtrace::server

@@ -38,6 +38,8 @@ struct Config {
   bool wal_sync = true;                                // XTRACE_WAL_SYNC (off: benchmarks only)
   uint64_t max_inflight_bytes = uint64_t{256} << 20;   // XTRACE_MAX_INFLIGHT_BYTES
   uint64_t projector_chunk_bytes = uint64_t{8} << 20;  // XTRACE_PROJECTOR_CHUNK_BYTES
+  std::chrono::milliseconds projector_statement_timeout{
+      300000};  // XTRACE_PROJECTOR_STATEMENT_TIMEOUT_MS
 };
 
 using GetEnv = std::function<std::optional<std::string>(std::string_view)>;

@@ -14,6 +14,8 @@
 
 #include "common/logging.hpp"
 #include "ingest/ingestor.hpp"
+#include "pg/session.hpp"
+#include "pg/watchdog.hpp"
 #include "projector/migrator.hpp"
 #include "projector/projector.hpp"
 #include "query/pool.hpp"
@@ -79,22 +81,37 @@ int Run(const server::Config& config) {
     return 1;
   }
 
+  const pg::Session projector_session =
+      pg::SessionFor(pg::Role::kProjector, config.projector_statement_timeout);
   // Migrate before serving reads, and tell the WAL how far it was projected before serving
   // writes: if the log lost records the cursor had consumed (a damaged or restored disk), new
-  // records must not reuse those sequence numbers. When PostgreSQL is unreachable, ingest starts
-  // anyway (the WAL holds writes) and the projector does both once it connects.
+  // records must not reuse those sequence numbers. When PostgreSQL is unreachable or does not
+  // answer within the connect timeout, ingest starts anyway (the WAL holds writes) and the
+  // projector does both once it connects.
   try {
-    pqxx::connection conn(config.database_url);
-    projector::ApplyMigrations(conn);
-    const auto cursors = projector::LoadCursors(conn, (*log)->id().ToString());
+    const auto quick = pg::ConnectTimeout(config.database_url).value_or(std::chrono::seconds(5));
+    auto conn = pg::Connect(config.database_url, projector_session);
+    bool pending = false;
+    {
+      pg::CallGuard guard(*conn, quick);
+      pending = projector::MigrationsPending(*conn);
+    }
+    if (pending) {
+      // PostgreSQL answered promptly just now, so this is a healthy database doing real work:
+      // migrations may take long, and get the projector's deadline.
+      pg::CallGuard guard(*conn, projector_session.call_deadline());
+      projector::ApplyMigrations(*conn);
+    }
+    pg::CallGuard guard(*conn, quick);
+    const auto cursors = projector::LoadCursors(*conn, (*log)->id().ToString());
     (*log)->SetProjected(cursors.least, cursors.furthest);
   } catch (const std::exception& e) {
-    spdlog::warn("PostgreSQL unreachable at start ({}); ingest continues, projection waits",
-                 e.what());
+    spdlog::warn("PostgreSQL unusable at start ({}); ingest continues, projection waits", e.what());
   }
 
   projector::Options projector_options;
   projector_options.database_url = config.database_url;
+  projector_options.session = projector_session;
   projector_options.chunk_bytes = config.projector_chunk_bytes;
   projector::Projector projector(**log, projector_options);
   projector.Start();
@@ -126,12 +143,19 @@ int Run(const server::Config& config) {
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   net::steady_timer drain_timer(ioc);
+  // Calls still waiting on PostgreSQL this close to the end of the grace period are abandoned,
+  // so a stuck database cannot hold up the shutdown; the reserve is for closing the WAL.
+  pg::Clock::time_point abandon_db_at = pg::Clock::time_point::max();
   signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
     spdlog::info("shutdown: signal {}; no new connections, finishing requests in flight", signal);
+    const auto now = std::chrono::steady_clock::now();
+    abandon_db_at = now + config.shutdown_grace -
+                    std::min<std::chrono::milliseconds>(config.shutdown_grace / 4,
+                                                        std::chrono::milliseconds(1000));
+    pool.Close(abandon_db_at);
     http->StopAccepting();
-    DrainThenStop(drain_timer, *http, ioc,
-                  std::chrono::steady_clock::now() + config.shutdown_grace);
+    DrainThenStop(drain_timer, *http, ioc, now + config.shutdown_grace);
   });
 
   std::vector<std::thread> threads;
@@ -140,7 +164,7 @@ int Run(const server::Config& config) {
   for (auto& t : threads) t.join();
 
   blocking.join();
-  projector.Stop();
+  projector.Stop(abandon_db_at);
   (*log)->Close();
   spdlog::info("shutdown: complete (WAL last sequence {}, projected {})", (*log)->LastSequence(),
                projector.status().projected_seq);

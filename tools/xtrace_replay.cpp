@@ -18,8 +18,11 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <set>
 
+#include "pg/session.hpp"
+#include "pg/watchdog.hpp"
 #include "projector/fold.hpp"
 #include "projector/migrator.hpp"
 #include "schema/codec.hpp"
@@ -62,7 +65,10 @@ int Fail(const std::string& message) {
 // that wrote traces, observations or points directly.
 int RefreshDerived(const std::string& database_url) {
   try {
-    pqxx::connection conn(database_url);
+    const pg::Session session = pg::SessionFor(pg::Role::kTool);
+    const auto owned = pg::Connect(database_url, session);
+    pqxx::connection& conn = *owned;
+    pg::CallGuard guard(conn, session.call_deadline());
     projector::ApplyMigrations(conn);
     projector::PrepareFoldStatements(conn);
     const auto started = std::chrono::steady_clock::now();
@@ -89,7 +95,10 @@ int RefreshDerived(const std::string& database_url) {
 // overrides a newer one.
 int ReprojectQuarantined(const std::string& database_url) {
   try {
-    pqxx::connection conn(database_url);
+    const pg::Session session = pg::SessionFor(pg::Role::kTool);
+    const auto owned = pg::Connect(database_url, session);
+    pqxx::connection& conn = *owned;
+    pg::CallGuard guard(conn, session.call_deadline());
     projector::ApplyMigrations(conn);
     projector::PrepareFoldStatements(conn);
     pqxx::result rows;
@@ -201,9 +210,13 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<pqxx::connection> conn;
+  // Watches every call on the connection (pg/watchdog.hpp); ends before the connection does.
+  std::optional<pg::CallGuard> guard;
+  const pg::Session session = pg::SessionFor(pg::Role::kTool);
   if (!dry_run) {
     try {
-      conn = std::make_unique<pqxx::connection>(database_url);
+      conn = pg::Connect(database_url, session);
+      guard.emplace(*conn, session.call_deadline());
       projector::ApplyMigrations(*conn);
       projector::PrepareFoldStatements(*conn);
     } catch (const std::exception& e) {

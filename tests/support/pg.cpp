@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
+
+#include <signal.h>
 
 namespace xtrace::testing {
 
@@ -49,6 +52,7 @@ PrivateCluster::PrivateCluster() {
 }
 
 PrivateCluster::~PrivateCluster() {
+  Resume();
   try {
     RunScript("stop " + dir_);
   } catch (const std::exception& e) {
@@ -56,6 +60,39 @@ PrivateCluster::~PrivateCluster() {
   }
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
+}
+
+void PrivateCluster::Pause() {
+  std::ifstream pid_file(dir_ + "/data/postmaster.pid");
+  pid_t postmaster = 0;
+  if (!(pid_file >> postmaster) || postmaster <= 0)
+    throw std::runtime_error("no postmaster.pid in " + dir_);
+  // The postmaster first, so it starts no new child while the others are stopped.
+  if (kill(postmaster, SIGSTOP) != 0) throw std::runtime_error("cannot SIGSTOP the postmaster");
+  paused_.push_back(postmaster);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    // pid (comm) state ppid …; comm may hold spaces, so parse after the last ')'.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 1));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == postmaster) {
+      const pid_t pid = std::stoi(name);
+      if (kill(pid, SIGSTOP) == 0) paused_.push_back(pid);
+    }
+  }
+}
+
+void PrivateCluster::Resume() {
+  for (const pid_t pid : paused_) kill(pid, SIGCONT);
+  paused_.clear();
 }
 
 void PrivateCluster::Stop() {

@@ -3,7 +3,10 @@
 // (tools/pg-local.sh, directory in XTRACE_TEST_PG_DIR). Each TestDatabase is a fresh database,
 // dropped when the object goes away.
 
+#include <sys/types.h>
+
 #include <string>
+#include <vector>
 
 namespace xtrace::testing {
 
@@ -37,9 +40,14 @@ class PrivateCluster {
   const std::string& url() const { return url_; }
   void Stop();
   void Start();
+  // SIGSTOP / SIGCONT every process of the cluster (postmaster and its children): a host that
+  // stopped answering without closing a single connection. The destructor resumes a paused one.
+  void Pause();
+  void Resume();
 
  private:
   std::string dir_;
+  std::vector<pid_t> paused_;
   std::string port_;
   std::string url_;
 };

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -21,6 +22,9 @@ class ServerProcess {
   bool Start();
   // SIGTERM and wait; returns the exit status (or -1).
   int Stop();
+  // SIGTERM and wait at most `limit`, then SIGKILL. The exit status, or -1 when it had to be
+  // killed.
+  int StopWithin(std::chrono::milliseconds limit);
   // SIGKILL and reap.
   void Kill();
   bool Running() const { return pid_ > 0; }

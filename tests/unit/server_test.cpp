@@ -52,7 +52,8 @@ TEST(Config, ReadsEveryVariable) {
               {"XTRACE_WAL_RETENTION", "90m"},
               {"XTRACE_WAL_SYNC", "off"},
               {"XTRACE_MAX_INFLIGHT_BYTES", "4096"},
-              {"XTRACE_PROJECTOR_CHUNK_BYTES", "1048576"}});
+              {"XTRACE_PROJECTOR_CHUNK_BYTES", "1048576"},
+              {"XTRACE_PROJECTOR_STATEMENT_TIMEOUT_MS", "60000"}});
   auto c = LoadConfig(EnvOf(env));
   ASSERT_TRUE(c.has_value()) << c.error().message;
   EXPECT_EQ(c->bind_host, "127.0.0.1");
@@ -72,6 +73,7 @@ TEST(Config, ReadsEveryVariable) {
   EXPECT_FALSE(c->wal_sync);
   EXPECT_EQ(c->max_inflight_bytes, 4096u);
   EXPECT_EQ(c->projector_chunk_bytes, 1048576u);
+  EXPECT_EQ(c->projector_statement_timeout, std::chrono::seconds(60));
 
   env["XTRACE_PUBLIC_KEY"] = "xpk";  // XTRACE_ wins over LANGFUSE_
   env["XTRACE_SECRET_KEY"] = "xsk";
@@ -105,6 +107,7 @@ TEST(Config, BadValuesNameTheVariable) {
       {"XTRACE_WAL_SYNC", "sometimes"},
       {"XTRACE_MAX_INFLIGHT_BYTES", "-5"},
       {"XTRACE_PROJECTOR_CHUNK_BYTES", "0"},
+      {"XTRACE_PROJECTOR_STATEMENT_TIMEOUT_MS", "5s"},
   };
   for (const auto& [var, value] : cases) {
     auto env = Required();
