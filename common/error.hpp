@@ -14,6 +14,9 @@ enum class ErrorCode {
   kMalformedJson,         // body is not JSON at all
   kInvalidField,          // well-formed JSON of the wrong shape or type
   kBadParameter,          // a query-string or path parameter does not parse
+  kMalformedRequest,      // the HTTP framing does not parse (request line, header, chunks)
+  kUriTooLong,            // request target over the server's limit
+  kHeaderTooLarge,        // request header over the server's limit
   kPayloadTooLarge,       // body over XTRACE_MAX_REQUEST_BODY_BYTES
   kUnsupportedMediaType,  // not application/json
   kUnauthorized,

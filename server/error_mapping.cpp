@@ -17,6 +17,10 @@ Mapping MappingOf(common::ErrorCode code) {
   switch (code) {
     case ErrorCode::kMalformedJson: return {400, "BAD_REQUEST", "Bad Request"};
     case ErrorCode::kBadParameter: return {400, "BAD_REQUEST", "Bad Request"};
+    case ErrorCode::kMalformedRequest: return {400, "BAD_REQUEST", "Bad Request"};
+    case ErrorCode::kUriTooLong: return {414, "URI_TOO_LONG", "URI Too Long"};
+    case ErrorCode::kHeaderTooLarge:
+      return {431, "REQUEST_HEADER_FIELDS_TOO_LARGE", "Request Header Fields Too Large"};
     case ErrorCode::kInvalidField: return {422, "UNPROCESSABLE_ENTITY", "Unprocessable Entity"};
     case ErrorCode::kPayloadTooLarge: return {413, "PAYLOAD_TOO_LARGE", "Payload Too Large"};
     case ErrorCode::kUnsupportedMediaType:

@@ -6,9 +6,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <optional>
 
 #include "server/error_mapping.hpp"
+#include "server/http_framing.hpp"
 
 namespace xtrace::server {
 namespace {
@@ -18,7 +20,9 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr uint32_t kHeaderLimit = 64 * 1024;
+// After answering a request whose rest was left unread, the connection reads and discards what
+// the client still sends for at most this long (or the read timeout, if shorter) before closing.
+constexpr std::chrono::seconds kLingerTime{5};
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -36,16 +40,23 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void ReadHeader() {
     parser_.emplace();
-    parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(shared_->limits.body_bytes);
+    ApplyLimits(*parser_, shared_->limits.body_bytes);
     stream_.expires_after(shared_->limits.read_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, size_t) {
-    if (ec == http::error::body_limit) return RejectTooLarge();
-    if (ec) return Close();
+    if (ec) return OnReadFailure(ec);
+    if (auto error = CheckHeader(*parser_)) return Reject(ErrorResponse(*error));
+    // Credentials are checked on the header, before any body is read: a refused client neither
+    // gets `100 Continue` nor has its body waited for. A request without a body takes the usual
+    // path, where the same check answers it and the connection stays open.
+    if (!parser_->is_done()) {
+      if (auto refusal = shared_->router->RefuseCredentials(View())) {
+        return Reject(std::move(*refusal));
+      }
+    }
     if (!ReserveBytes()) return RejectOverloaded();
     // curl and many SDKs send `Expect: 100-continue` for larger bodies and wait for the interim
     // response before sending the body; answer it rather than letting them stall for a second.
@@ -68,22 +79,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec, size_t) {
-    if (ec == http::error::body_limit) return RejectTooLarge();
-    if (ec) return Close();
+    if (ec) return OnReadFailure(ec);
     stream_.expires_never();  // handlers may legitimately take a while (fsync, SQL)
     shared_->in_flight++;
     started_ = std::chrono::steady_clock::now();
     const auto& req = parser_->get();
     head_ = req.method() == http::verb::head;
     keep_alive_ = req.keep_alive();
-    const std::string_view target = req.target();
-    const auto q = target.find('?');
-    HttpRequestView view;
-    view.method = req.method_string();
-    view.path = target.substr(0, q);
-    view.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
-    view.content_type = req[http::field::content_type];
-    view.authorization = req[http::field::authorization];
+    HttpRequestView view = View();
     view.body = req.body();
     // The request stays alive in parser_ until the response is written, so the views remain
     // valid on whatever thread the handler completes.
@@ -92,6 +95,29 @@ class Session : public std::enable_shared_from_this<Session> {
         self->Write(std::move(response));
       });
     });
+  }
+
+  // The parsed header as the router sees it (no body).
+  HttpRequestView View() const {
+    const auto& req = parser_->get();
+    const std::string_view target = req.target();
+    const auto q = target.find('?');
+    HttpRequestView view;
+    view.method = req.method_string();
+    view.path = target.substr(0, q);
+    view.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    view.content_type = req[http::field::content_type];
+    view.authorization = req[http::field::authorization];
+    return view;
+  }
+
+  // A read failed: answer what can be answered (bad framing, limits), else just close.
+  void OnReadFailure(beast::error_code ec) {
+    const auto unparsed = buffer_.cdata();
+    const std::string_view bytes(static_cast<const char*>(unparsed.data()), unparsed.size());
+    auto error = ReadFailure(ec, *parser_, bytes, shared_->limits.body_bytes);
+    if (!error) return Close();
+    Reject(ErrorResponse(*error));
   }
 
   bool ReserveBytes() {
@@ -112,24 +138,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void RejectOverloaded() {
     ReleaseBytes();
-    shared_->in_flight++;
-    started_ = std::chrono::steady_clock::now();
-    keep_alive_ = false;  // the body is unread
-    head_ = false;
-    Write(ErrorResponse(common::Error::Unavailable(
+    Reject(ErrorResponse(common::Error::Unavailable(
         "too many request bytes in flight (XTRACE_MAX_INFLIGHT_BYTES); retry later")));
   }
 
-  void RejectTooLarge() {
-    // The rest of the body is unread, so the connection cannot be reused.
+  // Answers a request whose rest is unread or cannot be parsed: where the next request would
+  // start is unknown, so the connection closes after the answer.
+  void Reject(common::ApiResponse response) {
     shared_->in_flight++;
     started_ = std::chrono::steady_clock::now();
     keep_alive_ = false;
+    linger_ = true;
     head_ = false;
-    Write(ErrorResponse(
-        {common::ErrorCode::kPayloadTooLarge,
-         "request body exceeds " + std::to_string(shared_->limits.body_bytes) + " bytes",
-         {}}));
+    Write(std::move(response));
   }
 
   void Write(common::ApiResponse response) {
@@ -160,7 +181,8 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this(), keep](beast::error_code ec, size_t) {
                         self->ReleaseBytes();
                         self->shared_->in_flight--;
-                        if (ec || !keep) return self->Close();
+                        if (ec) return self->Close();
+                        if (!keep) return self->linger_ ? self->LingerThenClose() : self->Close();
                         self->ReadHeader();
                       });
   }
@@ -168,6 +190,28 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  // Closing a socket with unread input makes the kernel reset the connection, and a client still
+  // sending its request would see the reset instead of the answer it was sent. So after the
+  // answer, stop sending and discard input until the client closes, for a bounded time and at
+  // most the body limit in bytes; the session (and its socket) ends when the read stops.
+  void LingerThenClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return;
+    stream_.expires_after(
+        std::min<std::chrono::milliseconds>(shared_->limits.read_timeout, kLingerTime));
+    Discard(0);
+  }
+
+  void Discard(uint64_t discarded) {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(64 * 1024),
+                            [self = shared_from_this(), discarded](beast::error_code ec, size_t n) {
+                              if (ec || discarded + n > self->shared_->limits.body_bytes) return;
+                              self->Discard(discarded + n);
+                            });
   }
 
   beast::tcp_stream stream_;
@@ -179,6 +223,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point started_;
   uint64_t reserved_ = 0;  // this request's share of Shared::inflight_bytes
   bool keep_alive_ = true;
+  bool linger_ = false;  // the request was answered before it was read whole
   bool head_ = false;
 };
 

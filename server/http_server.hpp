@@ -1,7 +1,8 @@
 #pragma once
 // The HTTP/1.1 front end on Boost.Beast: keep-alive, a request body limit, read timeouts, one
 // request at a time per connection, and a graceful stop (no new connections; requests in flight
-// finish and are answered before the I/O threads stop).
+// finish and are answered before the I/O threads stop). The header is read first: refused framing
+// is answered (http_framing.hpp) and credentials are checked before any body is read.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -84,6 +84,15 @@ boost::json::object HaltedStreams(const projector::Status& st) {
   return halted;
 }
 
+// A route answers its one method, and GET routes also answer HEAD.
+bool MethodAllowed(const Match& match, std::string_view method) {
+  return method == match.method || (method == "HEAD" && std::string_view(match.method) == "GET");
+}
+
+ApiResponse Unauthorized() {
+  return ErrorResponse({ErrorCode::kUnauthorized, "Unauthorized", {}});
+}
+
 // Takes the result by value and moves the body out: a response body can be large (a trace
 // detail with many observations), and it is never copied on its way to the socket.
 ApiResponse FromResult(common::Result<ApiResponse> result) {
@@ -182,14 +191,37 @@ ApiResponse Router::Ready() const {
   return ApiResponse::Json(boost::json::serialize(body), accepting ? 200 : 503);
 }
 
+AuthResult Router::Authorize(std::string_view authorization, bool compat_openable) const {
+  AuthResult auth = Authenticate(authorization, credentials_);
+  // Compatibility mode (XTRACE_ALLOW_UNAUTHENTICATED_COMPAT, and only with no key pair
+  // configured) opens the projects route to clients that send no or Basic credentials; a
+  // wrong Bearer token is still refused.
+  if (compat_openable && allow_compat_ && !credentials_.public_key &&
+      auth.kind != AuthKind::kBearer) {
+    auth.allowed = true;
+  }
+  return auth;
+}
+
+std::optional<ApiResponse> Router::RefuseCredentials(const HttpRequestView& request) const {
+  const Match match = MatchRoute(request.path);
+  if (match.route == Route::kNone || !MethodAllowed(match, request.method) ||
+      match.access == Access::kOpen) {
+    return std::nullopt;
+  }
+  if (Authorize(request.authorization, match.access == Access::kCompatOpenable).allowed) {
+    return std::nullopt;
+  }
+  return Unauthorized();
+}
+
 void Router::Handle(const HttpRequestView& request, Reply reply) {
   const Match match = MatchRoute(request.path);
   if (match.route == Route::kNone) {
     reply(ErrorResponse({ErrorCode::kNotFound, "no route for " + std::string(request.path), {}}));
     return;
   }
-  const bool head_for_get = request.method == "HEAD" && std::string_view(match.method) == "GET";
-  if (request.method != match.method && !head_for_get) {
+  if (!MethodAllowed(match, request.method)) {
     auto response = ErrorResponse(
         {ErrorCode::kMethodNotAllowed,
          std::string(request.method) + " is not allowed on " + std::string(request.path),
@@ -199,14 +231,10 @@ void Router::Handle(const HttpRequestView& request, Reply reply) {
     return;
   }
   if (match.access != Access::kOpen) {
-    const AuthResult auth = Authenticate(request.authorization, credentials_);
-    // Compatibility mode (XTRACE_ALLOW_UNAUTHENTICATED_COMPAT, and only with no key pair
-    // configured) opens the projects route to clients that send no or Basic credentials; a
-    // wrong Bearer token is still refused.
-    const bool compat_open = match.access == Access::kCompatOpenable && allow_compat_ &&
-                             !credentials_.public_key && auth.kind != AuthKind::kBearer;
-    if (!auth.allowed && !compat_open) {
-      reply(ErrorResponse({ErrorCode::kUnauthorized, "Unauthorized", {}}));
+    const AuthResult auth =
+        Authorize(request.authorization, match.access == Access::kCompatOpenable);
+    if (!auth.allowed) {
+      reply(Unauthorized());
       return;
     }
     if (match.access == Access::kRateLimited) {

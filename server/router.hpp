@@ -6,6 +6,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <functional>
+#include <optional>
 #include <string_view>
 
 #include "common/api.hpp"
@@ -40,7 +41,17 @@ class Router {
 
   void Handle(const HttpRequestView& request, Reply reply);
 
+  // The 401 a request gets, decided on its header alone (`request.body` is not looked at), so
+  // that a request with a body is refused before the body is read. nullopt when the request goes
+  // on to Handle: it has the credentials its route needs, or its route needs none, or it will be
+  // answered 404 or 405 there (those checks come first, as in Handle).
+  std::optional<common::ApiResponse> RefuseCredentials(const HttpRequestView& request) const;
+
  private:
+  // Authentication for a protected route; `allowed` also when the unauthenticated-compatibility
+  // mode opens a route that allows it.
+  AuthResult Authorize(std::string_view authorization, bool compat_openable) const;
+
   common::ApiResponse Ready() const;
   common::ApiResponse Status() const;
   common::ApiResponse RateLimitStats() const;

@@ -190,6 +190,9 @@ TEST(ErrorMapping, StatusCodesAndBodies) {
     const char* text;
   } cases[] = {{ErrorCode::kMalformedJson, 400, "BAD_REQUEST"},
                {ErrorCode::kBadParameter, 400, "BAD_REQUEST"},
+               {ErrorCode::kMalformedRequest, 400, "BAD_REQUEST"},
+               {ErrorCode::kUriTooLong, 414, "URI_TOO_LONG"},
+               {ErrorCode::kHeaderTooLarge, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE"},
                {ErrorCode::kInvalidField, 422, "UNPROCESSABLE_ENTITY"},
                {ErrorCode::kPayloadTooLarge, 413, "PAYLOAD_TOO_LARGE"},
                {ErrorCode::kUnsupportedMediaType, 415, "UNSUPPORTED_MEDIA_TYPE"},
