@@ -49,6 +49,9 @@ const char* StreamName(Stream stream);  // "traces" / "metrics": the cursor row'
 struct StreamStatus {
   std::string name;
   uint64_t projected_seq = 0;  // last WAL sequence this stream durably folded or skipped
+  // Passes the stream's loop has begun: each connects if needed, then folds the next chunk, or
+  // waits for one, or fails and backs off. Tests wait on it to know the stream has tried again.
+  uint64_t attempts = 0;
 };
 
 struct Status {
@@ -99,6 +102,7 @@ class StreamProjector {
   bool loaded() const { return loaded_.load(); }  // has read its stored cursor
   bool database_up() const { return database_up_.load(); }
   uint64_t quarantined() const { return quarantined_.load(); }
+  uint64_t attempts() const { return attempts_.load(); }  // see StreamStatus::attempts
 
  private:
   void Run();
@@ -149,6 +153,7 @@ class StreamProjector {
   std::atomic<bool> loaded_{false};
   std::atomic<bool> database_up_{false};
   std::atomic<uint64_t> quarantined_{0};
+  std::atomic<uint64_t> attempts_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;
