@@ -96,7 +96,7 @@ Status Projector::status() const {
     st.projected_seq = std::min(st.projected_seq, seq);
     st.database_up = st.database_up && s.database_up();
     st.quarantined_records += s.quarantined();
-    st.streams.push_back({StreamName(kStreams[i]), seq, s.quarantined(), s.halted()});
+    st.streams.push_back({StreamName(kStreams[i]), seq, s.quarantined(), s.halted(), s.attempts()});
   }
   return st;
 }
@@ -147,6 +147,7 @@ void StreamProjector::Run() {
       std::lock_guard lock(mu_);
       if (stop_) break;
     }
+    attempts_++;  // observable progress for tests (StreamStatus::attempts)
     try {
       if (!conn_ && !Connect()) {
         SleepFor(backoff);

@@ -56,6 +56,9 @@ struct StreamStatus {
   uint64_t projected_seq = 0;  // last WAL sequence this stream durably folded or skipped
   uint64_t quarantined = 0;    // records of this stream set aside in projector_quarantine
   std::string halted;  // why the stream cannot go on (not PostgreSQL's fault); empty: it can
+  // Passes the stream's loop has begun: each connects if needed, then folds the next chunk, or
+  // waits for one, or fails and backs off. Tests wait on it to know the stream has tried again.
+  uint64_t attempts = 0;
 };
 
 struct Status {
@@ -111,6 +114,7 @@ class StreamProjector {
   bool database_up() const { return database_up_.load(); }
   uint64_t quarantined() const { return quarantined_.load(); }
   std::string halted() const;  // empty unless the stream is halted (see Halted in projector.cpp)
+  uint64_t attempts() const { return attempts_.load(); }  // see StreamStatus::attempts
 
  private:
   void Run();
@@ -167,6 +171,7 @@ class StreamProjector {
   std::atomic<uint64_t> quarantined_{0};
   mutable std::mutex status_mu_;
   std::string halted_;  // guarded by status_mu_
+  std::atomic<uint64_t> attempts_{0};
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -327,6 +327,7 @@ void Log::MaintenanceLoop() {
     RefreshCapacity();
     if (std::chrono::steady_clock::now() >= next_trim) {
       Trim();
+      trim_passes_++;
       next_trim =
           std::chrono::steady_clock::now() + kTrimEveryTicks * options_.maintenance_interval;
     }
@@ -477,6 +478,7 @@ Stats Log::GetStats() const {
   s.commits = commits_.load();
   s.committed_records = committed_records_.load();
   s.trimmed_records = trimmed_records_.load();
+  s.trim_passes = trim_passes_.load();
   return s;
 }
 

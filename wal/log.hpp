@@ -78,6 +78,9 @@ struct Stats {
   uint64_t commits = 0;
   uint64_t committed_records = 0;
   uint64_t trimmed_records = 0;
+  // Trim passes the maintenance thread has completed (whether or not they removed anything): a
+  // test waits for it to advance before asserting that something was not trimmed.
+  uint64_t trim_passes = 0;
 };
 
 class Log final : public Appender {
@@ -160,6 +163,7 @@ class Log final : public Appender {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> committed_records_{0};
   std::atomic<uint64_t> trimmed_records_{0};
+  std::atomic<uint64_t> trim_passes_{0};
   // The backlog is opened_backlog_bytes_ + unprojected_: records this log held when it opened
   // are sized by RocksDB (the maintenance thread refreshes the figure as they are projected),
   // records appended since are counted exactly as they commit.

@@ -289,12 +289,15 @@ class AckedProjectedTest : public ::testing::Test {
   // Waits until both streams projected everything the WAL holds.
   void WaitAllProjected() {
     json::object status;
-    const bool done = testing::WaitUntil(std::chrono::seconds(60), [&] {
-      const auto r = Get("/api/internal/status");
-      if (r.status != 200) return false;
-      status = Parse(r.body).as_object();
-      return status.at("projector").at("projectedSequence") == status.at("wal").at("lastSequence");
-    });
+    const bool done = testing::WaitUntil(
+        [&] {
+          const auto r = Get("/api/internal/status");
+          if (r.status != 200) return false;
+          status = Parse(r.body).as_object();
+          return status.at("projector").at("projectedSequence") ==
+                 status.at("wal").at("lastSequence");
+        },
+        std::chrono::seconds(60));
     ASSERT_TRUE(done) << json::serialize(status);
     EXPECT_EQ(status.at("projector").at("quarantinedEvents").to_number<int64_t>(), 0)
         << json::serialize(status);

@@ -5,6 +5,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <pqxx/pqxx>
@@ -20,13 +21,14 @@
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace {
 namespace {
 
 using testing::Http;
 using testing::HttpResult;
-using Clock = std::chrono::steady_clock;
+using testing::WaitUntil;
 
 constexpr char kToken[] = "fault-token";
 const std::map<std::string, std::string> kAuthJson = {
@@ -67,16 +69,13 @@ boost::json::value Status(uint16_t port) {
 
 // Waits until the projector has folded everything the WAL holds.
 bool WaitDrained(uint16_t port, std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    auto s = Status(port);
-    if (s.is_object() && s.at("projector").at("lagRecords").to_number<int64_t>() == 0 &&
-        s.at("projector").at("postgres") == "up") {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
+  return WaitUntil(
+      [&] {
+        auto s = Status(port);
+        return s.is_object() && s.at("projector").at("lagRecords").to_number<int64_t>() == 0 &&
+               s.at("projector").at("postgres") == "up";
+      },
+      timeout, std::chrono::milliseconds(20));
 }
 
 // Trace id -> number of its observations, straight from PostgreSQL.
@@ -99,35 +98,61 @@ TEST(Fault, KillMinus9UnderConcurrentLoadLosesNoAcknowledgedBatch) {
   auto server = std::make_unique<testing::ServerProcess>(env);
   ASSERT_TRUE(server->Start()) << server->Log();
   std::atomic<uint16_t> port{server->port()};
+  std::atomic<int> servers_started{1};  // moves after `port` names the new server
 
   constexpr int kClients = 8;
   constexpr int kRounds = 5;
+  constexpr size_t kAcksPerServer = 40;  // each server is killed under load, not before it
   std::mutex mu;
   std::set<std::string> acked, refused;  // refused: a complete non-2xx answer
+  std::atomic<size_t> acked_count{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
+  struct StopClients {  // also when an assertion below returns early
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& clients;
+    ~StopClients() {
+      stop = true;
+      for (auto& t : clients) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } stop_clients{stop, clients};
   for (int c = 0; c < kClients; ++c) {
     clients.emplace_back([&, c] {
       for (int i = 0; !stop.load() && i < 100000; ++i) {
+        const int server_number = servers_started.load();
         const auto r = Http(port.load(), "POST", "/v1/l/batch", Batch(c, i), kAuthJson);
+        if (r.status == 0) {
+          // No answer: the server was killed. Wait for its replacement rather than spin against
+          // a closed port while it starts.
+          (void)WaitUntil([&] { return stop.load() || servers_started.load() != server_number; });
+          continue;
+        }
         std::lock_guard lock(mu);
         if (r.status == 200) {
           acked.insert(TraceId(c, i));
-        } else if (r.status != 0) {
+          acked_count++;
+        } else {
           refused.insert(TraceId(c, i));
         }
-        if (r.status == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     });
   }
+  // Lets the load run on the current server until it has acknowledged kAcksPerServer batches.
+  const auto load_reached_the_server = [&] {
+    const size_t before = acked_count.load();
+    return WaitUntil([&] { return acked_count.load() >= before + kAcksPerServer; });
+  };
   for (int round = 0; round < kRounds; ++round) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ASSERT_TRUE(load_reached_the_server()) << "round " << round << ": no load\n" << server->Log();
     server->Kill();  // SIGKILL: no flush, no goodbye
     server = std::make_unique<testing::ServerProcess>(env);
     ASSERT_TRUE(server->Start()) << server->Log();
     port = server->port();
+    servers_started++;
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(load_reached_the_server()) << "no load after the last restart\n" << server->Log();
   stop = true;
   for (auto& t : clients) t.join();
 
@@ -258,14 +283,15 @@ TEST(Fault, WalOverItsCapAnswers503ThenRecovers) {
   EXPECT_EQ(Http(server.port(), "GET", "/readyz").status, 503);
 
   pg.Start();  // the projector drains the backlog and ingest recovers by itself
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
   int status = 0;
-  while (Clock::now() < deadline) {
-    status = Http(server.port(), "POST", "/v1/l/batch", Batch(2, accepted), kAuthJson).status;
-    if (status == 200) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_EQ(status, 200) << server.Log();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        status = Http(server.port(), "POST", "/v1/l/batch", Batch(2, accepted), kAuthJson).status;
+        return status == 200;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(20)))
+      << "still " << status << " after the backlog drained\n"
+      << server.Log();
   ASSERT_TRUE(WaitDrained(server.port()));
   EXPECT_EQ(Projected(pg.url()).size(), static_cast<size_t>(accepted + 1));
 }
@@ -311,14 +337,15 @@ TEST(Fault, FullDiskAnswers503AndRecoversWhenSpaceReturns) {
 
   // Space returns: the WAL resumes by itself and accepts again.
   ASSERT_EQ(std::system(("mount -o remount,size=64m " + mount_point.path()).c_str()), 0);
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
   int status = 0;
-  while (Clock::now() < deadline) {
-    status = Http(server.port(), "POST", "/v1/l/batch", big_batch(acked), kAuthJson).status;
-    if (status == 200) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_EQ(status, 200) << server.Log();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        status = Http(server.port(), "POST", "/v1/l/batch", big_batch(acked), kAuthJson).status;
+        return status == 200;
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(20)))
+      << "still " << status << " after space returned\n"
+      << server.Log();
   ++acked;
   // Every acknowledged batch is in the log: none was lost to the failed writes.
   EXPECT_EQ(Status(server.port()).at("wal").at("lastSequence").to_number<int64_t>(), acked);
@@ -337,15 +364,22 @@ TEST(Fault, InflightBytesAreBounded) {
   testing::ServerProcess server(env);
   ASSERT_TRUE(server.Start()) << server.Log();
 
-  // A client that declares 90 kB and sends the body slowly holds its share...
+  // A client that declares 90 kB and has not sent the body yet holds its share. It asks for
+  // `100 Continue`, which the server sends once it has admitted the request (reserved its
+  // bytes): that answer is the moment the reservation is known to be in place.
   boost::asio::io_context ioc;
   boost::asio::ip::tcp::socket slow(ioc);
   slow.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
   const std::string head = std::string("POST /v1/l/batch HTTP/1.1\r\nHost: x\r\n") +
                            "Authorization: Bearer " + kToken +
-                           "\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n\r\n{";
+                           "\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n"
+                           "Expect: 100-continue\r\n\r\n";
   boost::asio::write(slow, boost::asio::buffer(head));
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::string interim;
+  boost::asio::async_read_until(slow, boost::asio::dynamic_buffer(interim), "\r\n\r\n",
+                                [](boost::system::error_code, size_t) {});
+  ioc.run_for(std::chrono::seconds(10));
+  ASSERT_TRUE(interim.starts_with("HTTP/1.1 100")) << "no 100 Continue: " << interim;
   // ...so a second 20 kB request does not fit: 503 at once.
   const std::string body =
       R"({"trace":{"id":")" + TraceId(4, 0) + R"(","input":")" + std::string(20000, 'y') + R"("}})";
@@ -353,12 +387,12 @@ TEST(Fault, InflightBytesAreBounded) {
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_NE(r.body.find("XTRACE_MAX_INFLIGHT_BYTES"), std::string::npos) << r.body;
   slow.close();  // the reservation is released with the connection
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline &&
-         (r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson)).status != 200) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return (r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson)).status == 200;
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(20)))
+      << r.status << " " << r.body;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace {
 namespace {
@@ -84,11 +85,11 @@ TEST(ReplayTool, RebuildYieldsTheDatabaseTheServerProjected) {
         "timestamp":"2026-01-01T00:00:00Z"}]})";
     ASSERT_EQ(testing::Http(server.port(), "POST", "/v1/metrics/batch", metrics, auth).status, 200);
     // Wait until everything is projected, then stop.
-    for (int i = 0; i < 400; ++i) {
-      auto s = testing::Http(server.port(), "GET", "/readyz");
-      if (s.body.find("\"lagRecords\":0") != std::string::npos) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
+    ASSERT_TRUE(testing::WaitUntil([&] {
+      return testing::Http(server.port(), "GET", "/readyz").body.find("\"lagRecords\":0") !=
+             std::string::npos;
+    })) << "not projected: "
+        << testing::Http(server.port(), "GET", "/readyz").body;
     EXPECT_EQ(server.Stop(), 0);
   }
   const std::string expected = Dump(served.url());

@@ -9,6 +9,7 @@
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace {
 namespace {
@@ -48,16 +49,11 @@ class ServerTest : public ::testing::Test {
   HttpResult PostBatch(const std::string& body) {
     return Http(server_->port(), "POST", "/v1/l/batch", body, kAuthJson);
   }
-  // Polls the detail route until the projector has written the trace.
+  // Polls the detail route until the projector has written the trace; the last answer.
   HttpResult WaitForTrace(const std::string& id) {
     HttpResult r;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      r = Get("/api/public/traces/" + id);
-      if (r.status == 200) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return r;
+    (void)testing::WaitUntil([&] { return (r = Get("/api/public/traces/" + id)).status == 200; });
+    return r;  // callers assert its status
   }
 
   testing::TestDatabase db_;
@@ -235,15 +231,14 @@ TEST_F(ServerTest, MetricsBatchIsAcknowledgedAndProjected) {
   EXPECT_EQ(boost::json::parse(bad.body).at("field"), "metrics[0].value");
 
   // The status route shows the record projected.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   boost::json::value status;
-  while (std::chrono::steady_clock::now() < deadline) {
+  ASSERT_TRUE(testing::WaitUntil([&] {
     auto r = Get("/api/internal/status");
-    ASSERT_EQ(r.status, 200) << r.body;
+    if (r.status != 200) return false;
     status = boost::json::parse(r.body);
-    if (status.at("projector").at("lagRecords").to_number<int64_t>() == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+    return status.at("projector").at("lagRecords").to_number<int64_t>() == 0;
+  })) << "not projected: "
+      << status;
   EXPECT_EQ(status.at("wal").at("lastSequence").to_number<int64_t>(), 1);
   EXPECT_EQ(status.at("projector").at("projectedSequence").to_number<int64_t>(), 1);
   EXPECT_EQ(status.at("projector").at("postgres"), "up");

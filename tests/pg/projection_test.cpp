@@ -31,6 +31,7 @@ namespace {
 
 using testing::TempDir;
 using testing::TestDatabase;
+using testing::WaitUntil;
 
 constexpr char kTrace[] = "7d0c8a9e-1111-4222-8333-444455556666";
 constexpr char kObs1[] = "00000000-0000-0000-0000-000000000001";
@@ -73,11 +74,8 @@ class ProjectionTest : public ::testing::Test {
 
   // Until every stream has connected: migrated tables, cursor rows.
   void WaitConnected() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!projector_->status().database_up) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "projector did not connect";
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ASSERT_TRUE(WaitUntil([&] { return projector_->status().database_up; }))
+        << "projector did not connect";
   }
 
   // With the projector connected, then stopped: the stored cursors set by hand.
@@ -122,11 +120,31 @@ class ProjectionTest : public ::testing::Test {
 
   // Waits until everything appended so far is projected.
   void WaitProjected() {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (projector_->status().projected_seq < log_->LastSequence()) {
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "projector did not catch up";
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ASSERT_TRUE(WaitUntil([&] {
+      return projector_->status().projected_seq >= log_->LastSequence();
+    })) << "projector did not catch up: projected "
+        << projector_->status().projected_seq << " of " << log_->LastSequence();
+  }
+
+  // Until every stream has begun `passes` more passes of its loop than in `before`: with
+  // passes = 2, each has run one whole pass after `before` was taken.
+  void WaitAttempts(const projector::Status& before, uint64_t passes) {
+    ASSERT_TRUE(WaitUntil([&] {
+      const auto now = projector_->status();
+      for (size_t i = 0; i < now.streams.size(); ++i) {
+        if (now.streams[i].attempts < before.streams[i].attempts + passes) return false;
+      }
+      return true;
+    })) << "the projector streams stopped trying";
+  }
+
+  // Lock requests of this database that are waiting (not granted) and match `where` (a condition
+  // on pg_locks).
+  int WaitingLocks(const std::string& where) {
+    return std::stoi(
+        QueryText("SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+                  "(SELECT oid FROM pg_database WHERE datname = current_database()) AND " +
+                  where));
   }
 
   // With the projector stopped: `points` metric records of one point each (value i at second i,
@@ -236,11 +254,8 @@ TEST_F(ProjectionTest, MetricsAreProjectedWhileTraceProjectionIsHeldUp) {
   Ingest(TraceBody(R"(,"name":"held")"));
   Ingest(R"({"metrics":[{"name":"gpu","labels":{"host":"a"},"value":7,)"
          R"("timestamp":"2026-01-01T00:00:00Z"}]})");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (QueryText("SELECT count(*) FROM metric_points") != "1") {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "metrics waited for the traces";
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(WaitUntil([&] { return QueryText("SELECT count(*) FROM metric_points") == "1"; }))
+      << "metrics waited for the traces";
   EXPECT_EQ(projector_->status().projected_seq, 0u) << "the trace record is not projected yet";
   hold.abort();
   WaitProjected();
@@ -260,12 +275,18 @@ TEST_F(ProjectionTest, TheWalKeepsItsProjectedSequenceUntilEveryStreamHasConnect
   pqxx::work hold(blocker);
   hold.exec0("LOCK TABLE metric_rollups IN ACCESS EXCLUSIVE MODE");
   StartProjector();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (projector_->status().streams.at(0).projected_seq != 2) {  // traces has connected
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the traces stream did not connect";
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(WaitUntil([&] { return WaitingLocks("relation = 'metric_rollups'::regclass") > 0; }))
+      << "the metrics stream never reached the held lock";
+  // The traces stream has connected (its connect told the projector its cursor) and begun
+  // another pass, so whatever that connect was going to tell the WAL, it has told it.
+  uint64_t connect_pass = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto traces = projector_->status().streams.at(0);  // reads the cursor, then attempts
+    connect_pass = traces.attempts;
+    return traces.projected_seq == 2;
+  })) << "the traces stream did not connect";
+  ASSERT_TRUE(WaitUntil([&] { return projector_->status().streams.at(0).attempts > connect_pass; }))
+      << "the traces stream did not go on after connecting";
   EXPECT_EQ(projector_->status().projected_seq, 0u) << "metrics has not read its cursor yet";
   EXPECT_EQ(log_->GetStats().projected_seq, 2u);
   hold.abort();
@@ -355,7 +376,7 @@ TEST_F(ProjectionTest, AnUndecodableRecordHaltsProjectionInsteadOfBeingDropped) 
   Ingest(TraceBody(R"(,"name":"second")"));
   // The traces stream reports why it stopped, at which record.
   std::string halted;
-  ASSERT_TRUE(testing::WaitUntil(std::chrono::seconds(20), [&] {
+  ASSERT_TRUE(testing::WaitUntil([&] {
     for (const auto& s : projector_->status().streams) {
       if (s.name == "traces") halted = s.halted;
     }
@@ -789,13 +810,16 @@ TEST_F(ProjectionTest, RollupRebuildWaitsForAProjectorWithoutDeadlock) {
   projector::PrepareFoldStatements(rebuild_conn);
   pqxx::work merging(projector_conn);  // a projector between its lock and its rollup read
   merging.exec_params("SELECT pg_advisory_xact_lock($1)", projector::kRollupLockKey);
+  const int rebuild_pid = rebuild_conn.backendpid();
   auto rebuild = std::async(std::launch::async, [&] {
     pqxx::work txn(rebuild_conn);
     const uint64_t points = projector::RebuildRollups(txn);
     txn.commit();
     return points;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the rebuild is now waiting
+  ASSERT_TRUE(WaitUntil([&] {
+    return WaitingLocks("locktype = 'advisory' AND pid = " + std::to_string(rebuild_pid)) > 0;
+  })) << "the rebuild never waited for the projector's rollup lock";
   // Were the rebuild holding metric_rollups, this read would wait for it and PostgreSQL would
   // abort one side as a deadlock after deadlock_timeout (1 s).
   merging.exec0("SET LOCAL statement_timeout = '5s'");

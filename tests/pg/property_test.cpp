@@ -18,6 +18,7 @@
 #include "schema/codec.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace {
 namespace {
@@ -224,11 +225,11 @@ TEST_P(FoldProperty, ProjectionEqualsReferenceFold) {
     done.get_future().get();
     if (i == 75) projector.Start();  // half the log is a backlog, half arrives live
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (projector.status().projected_seq < log->LastSequence()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  ASSERT_TRUE(
+      testing::WaitUntil([&] { return projector.status().projected_seq >= log->LastSequence(); },
+                         std::chrono::seconds(30)))
+      << "projector did not catch up: projected " << projector.status().projected_seq << " of "
+      << log->LastSequence();
   projector.Stop();
 
   pqxx::connection conn(db.url());

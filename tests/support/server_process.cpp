@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "support/http_client.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace::testing {
 
@@ -61,17 +62,16 @@ bool ServerProcess::Start() {
     execve(bin.c_str(), argv, envp.data());
     _exit(127);
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    if (Http(port_, "GET", "/healthz").status == 200) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  bool exited = false;
+  const bool answered = WaitUntil(
+      [&] {
+        int status = 0;
+        exited = waitpid(pid_, &status, WNOHANG) == pid_;
+        return exited || Http(port_, "GET", "/healthz").status == 200;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(10));
+  if (exited) pid_ = -1;
+  return answered && !exited;
 }
 
 int ServerProcess::Stop() {

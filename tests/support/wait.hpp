@@ -1,21 +1,28 @@
 #pragma once
-// Waiting on an observable state instead of sleeping: polls `done` until it returns true or the
-// deadline passes, and returns whether it became true. Tests assert on the result, so a state that
-// never arrives fails with the test's own message instead of passing by luck.
+// Waiting on an observable state instead of sleeping: tests poll a condition until it holds or a
+// deadline passes, so they are as fast as the code under test allows and fail (rather than pass
+// by luck) when the state never comes. Call sites say what they waited for:
+//
+//   ASSERT_TRUE(WaitUntil([&] { return log->GetStats().first_seq == 7; })) << "nothing trimmed";
+//
+// To assert that something did NOT happen, first wait until the mechanism that would have done
+// it has demonstrably run (a pass counter advanced, a lock wait is visible), then assert.
 
 #include <chrono>
-#include <thread>
+#include <functional>
 
 namespace xtrace::testing {
 
-template <class Predicate>
-bool WaitUntil(std::chrono::milliseconds timeout, Predicate&& done) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (done()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll interval, not a wait
-  }
-}
+// Generous: a deadline only matters when the test is failing, and a slow sanitizer build on a
+// loaded machine must not turn into a false failure.
+inline constexpr std::chrono::milliseconds kWaitTimeout{20000};
+inline constexpr std::chrono::milliseconds kPollInterval{5};
+
+// Evaluates `condition` every `interval` until it returns true (then true) or `timeout` has
+// passed (then false). The condition is evaluated once more at the deadline, so a state reached
+// while the last interval elapsed still counts.
+[[nodiscard]] bool WaitUntil(const std::function<bool()>& condition,
+                             std::chrono::milliseconds timeout = kWaitTimeout,
+                             std::chrono::milliseconds interval = kPollInterval);
 
 }  // namespace xtrace::testing

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "support/server_process.hpp"
+#include "support/wait.hpp"
 #include "wal/log.hpp"
 
 namespace xtrace::wal {
@@ -30,13 +31,12 @@ uint64_t AppendAndWait(Log& log, std::string record) {
   return r ? *r : 0;
 }
 
-template <class Predicate>
-bool Eventually(Predicate p) {
-  for (int i = 0; i < 500; ++i) {
-    if (p()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+// Returns once a trim pass has run from start to end after the call (false on timeout): whatever
+// that pass would have removed is gone by then, so the absence of a trim can be asserted.
+[[nodiscard]] bool WaitForAFullTrimPass(const Log& log) {
+  const uint64_t done = log.GetStats().trim_passes;
+  // Pass done + 1 may have begun before this call; pass done + 2 began after pass done + 1 ended.
+  return testing::WaitUntil([&] { return log.GetStats().trim_passes >= done + 2; });
 }
 
 TEST(WalKeys, BigEndianSortsNumerically) {
@@ -155,7 +155,8 @@ TEST(WalLog, BacklogCapRefusesWithWalFullUntilProjectionCatchesUp) {
   EXPECT_EQ(log->LastSequence(), accepted);  // refused appends took no sequence
 
   log->SetProjected(accepted);  // the projector caught up: the backlog is gone
-  ASSERT_TRUE(Eventually([&] { return log->GetStats().backlog_bytes < 4096; }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return log->GetStats().backlog_bytes < 4096; }))
+      << "backlog still " << log->GetStats().backlog_bytes << " bytes after projection";
   EXPECT_EQ(AppendAndWait(*log, record), accepted + 1);
 }
 
@@ -180,7 +181,8 @@ TEST(WalLog, BacklogFoundAtOpenCountsAgainstTheCap) {
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, common::ErrorCode::kWalFull);
   log->SetProjected(16);
-  ASSERT_TRUE(Eventually([&] { return log->GetStats().backlog_bytes == 0; }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return log->GetStats().backlog_bytes == 0; }))
+      << "backlog still " << log->GetStats().backlog_bytes << " bytes after projection";
   EXPECT_EQ(AppendAndWait(*log, record), 17u);
 }
 
@@ -218,15 +220,16 @@ TEST(WalLog, LowFreeDiskRefusesWithWalFull) {
 TEST(WalLog, TrimsOnlyProjectedRecordsOlderThanRetention) {
   testing::TempDir dir;
   Options options;
-  options.maintenance_interval = std::chrono::milliseconds(10);
-  options.retention = std::chrono::seconds(-120);  // everything counts as old
+  options.maintenance_interval = std::chrono::milliseconds(2);  // a trim pass every 100 ms
+  options.retention = std::chrono::seconds(-120);               // everything counts as old
   auto log = OpenAt(dir.path(), options);
   for (int i = 0; i < 10; ++i) AppendAndWait(*log, "x");
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(WaitForAFullTrimPass(*log)) << "the maintenance thread never checked for a trim";
   EXPECT_EQ(log->GetStats().first_seq, 1u) << "nothing is trimmed before it is projected";
 
   log->SetProjected(6);
-  ASSERT_TRUE(Eventually([&] { return log->GetStats().first_seq == 7; }));
+  ASSERT_TRUE(testing::WaitUntil([&] { return log->GetStats().first_seq == 7; }))
+      << "first retained sequence " << log->GetStats().first_seq << ", expected 7";
   EXPECT_EQ(log->GetStats().trimmed_records, 6u);
   auto rest = log->Read(0, 100, 1 << 20);
   ASSERT_TRUE(rest.has_value());
@@ -241,11 +244,11 @@ TEST(WalLog, TrimsOnlyProjectedRecordsOlderThanRetention) {
 TEST(WalLog, RetentionKeepsRecentRecordsEvenWhenProjected) {
   testing::TempDir dir;
   Options options;
-  options.maintenance_interval = std::chrono::milliseconds(10);
-  auto log = OpenAt(dir.path(), options);  // default retention: 24 h
+  options.maintenance_interval = std::chrono::milliseconds(2);  // a trim pass every 100 ms
+  auto log = OpenAt(dir.path(), options);                       // default retention: 24 h
   for (int i = 0; i < 5; ++i) AppendAndWait(*log, "x");
   log->SetProjected(5);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitForAFullTrimPass(*log)) << "the maintenance thread never checked for a trim";
   EXPECT_EQ(log->GetStats().first_seq, 1u);
   EXPECT_EQ(log->Read(0, 100, 1 << 20)->size(), 5u);
 }
