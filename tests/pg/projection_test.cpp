@@ -817,9 +817,11 @@ TEST_F(ProjectionTest, RollupRebuildWaitsForAProjectorWithoutDeadlock) {
     txn.commit();
     return points;
   });
-  ASSERT_TRUE(WaitUntil([&] {
+  const bool rebuild_waits = WaitUntil([&] {
     return WaitingLocks("locktype = 'advisory' AND pid = " + std::to_string(rebuild_pid)) > 0;
-  })) << "the rebuild never waited for the projector's rollup lock";
+  });
+  if (!rebuild_waits) merging.abort();  // else the rebuild would never finish
+  ASSERT_TRUE(rebuild_waits) << "the rebuild never waited for the projector's rollup lock";
   // Were the rebuild holding metric_rollups, this read would wait for it and PostgreSQL would
   // abort one side as a deadlock after deadlock_timeout (1 s).
   merging.exec0("SET LOCAL statement_timeout = '5s'");
