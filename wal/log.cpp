@@ -1,6 +1,7 @@
 #include "wal/log.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -77,10 +78,16 @@ class RocksLogger : public rocksdb::Logger {
   }
 };
 
+rocksdb::Env* EnvOf(const Options& options) {
+  return options.env ? options.env.get() : rocksdb::Env::Default();
+}
+
 // Opens the RocksDB instance with both column families.
 common::Result<std::unique_ptr<rocksdb::DB>> OpenDb(
-    const std::string& dir, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    const Options& options, std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  const std::string& dir = options.dir;
   rocksdb::DBOptions db_options;
+  db_options.env = EnvOf(options);
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   // After a crash the RocksDB WAL may end in a torn write. Point-in-time recovery replays up to
@@ -114,7 +121,7 @@ std::pair<uint64_t, uint64_t> SequenceRange(rocksdb::DB& db, rocksdb::ColumnFami
 
 common::Result<std::unique_ptr<Log>> Log::Open(const Options& options) {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  auto opened = OpenDb(options.dir, handles);
+  auto opened = OpenDb(options, handles);
   if (!opened) return opened.error();
   std::unique_ptr<rocksdb::DB> db = std::move(*opened);
   rocksdb::Status status;
@@ -346,11 +353,12 @@ void Log::Reopen() {
   }
   handles_.clear();
   db_.reset();
-  auto opened = OpenDb(options_.dir, handles_);
+  auto opened = OpenDb(options_, handles_);
   if (!opened) {
     spdlog::warn("wal: reopen after write failure failed: {}", opened.error().message);
     // Keep a usable handle for readers: a read-only instance needs no free space.
     rocksdb::DBOptions ro_options;
+    ro_options.env = EnvOf(options_);
     ro_options.info_log = std::make_shared<RocksLogger>();
     std::vector<rocksdb::ColumnFamilyDescriptor> families = {
         {rocksdb::kDefaultColumnFamilyName, {}}, {kMetaFamily, {}}};

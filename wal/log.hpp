@@ -35,6 +35,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Env;
 }  // namespace rocksdb
 
 namespace xtrace::wal {
@@ -59,6 +60,11 @@ struct Options {
   std::chrono::seconds retention{24 * 3600};
   // How often the maintenance thread refreshes the backlog and free-space figures.
   std::chrono::milliseconds maintenance_interval{200};
+  // Test seam: the RocksDB environment all of the log's file I/O goes through; null (the
+  // default) means RocksDB's default environment. Crash tests pass one whose file system keeps
+  // only what was fsync'd at a simulated power loss. Only forward-declared here, so that users
+  // of the log keep seeing no RocksDB header; whoever sets it includes <rocksdb/env.h>.
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 struct Entry {
