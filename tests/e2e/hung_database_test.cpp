@@ -30,9 +30,10 @@ const std::map<std::string, std::string> kAuthJson = {
 const std::map<std::string, std::string> kAuth = {
     {"Authorization", std::string("Bearer ") + kToken}};
 
-// Short limits, so each state is reached and left within seconds: libpq's connect timeout (2 s,
-// its minimum), the statement timeouts (the client-side deadline adds 2 s to each), the grace.
-constexpr milliseconds kGrace{4000};
+// Short statement timeouts, so each state is reached and left within seconds (the client-side
+// deadline adds 2 s to each). The URLs carry no connection parameters: what the server adds by
+// itself (connect timeout 5 s, keepalives) is under test. The grace exceeds the connect timeout.
+constexpr milliseconds kGrace{8000};
 // An acknowledgement needs only an fsync; a second is far above normal even on a busy machine.
 constexpr milliseconds kNormalLatency{1000};
 
@@ -46,13 +47,9 @@ std::map<std::string, std::string> Env(const std::string& db_url, const std::str
           {"XTRACE_SHUTDOWN_GRACE_MS", std::to_string(kGrace.count())}};
 }
 
-std::string WithConnectTimeout(const std::string& url) {
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=2";
-}
-
 std::string ProxyUrl(const TcpProxy& proxy, const std::string& db_url) {
-  return WithConnectTimeout("postgresql://postgres@127.0.0.1:" + std::to_string(proxy.port()) +
-                            db_url.substr(db_url.rfind('/')));
+  return "postgresql://postgres@127.0.0.1:" + std::to_string(proxy.port()) +
+         db_url.substr(db_url.rfind('/'));
 }
 
 uint16_t PortOf(const std::string& url) {
@@ -90,7 +87,7 @@ void ExpectReadRefusedInTime(const testing::ServerProcess& server, int trace) {
   const auto t0 = Clock::now();
   const auto r = Http(server.port(), "GET", "/api/public/traces/" + TraceId(trace), "", kAuth);
   EXPECT_EQ(r.status, 503) << r.body;
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(8));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));
 }
 
 void ExpectStopsWithinGrace(testing::ServerProcess& server) {
@@ -182,7 +179,7 @@ TEST(HungDatabase, SilentMidTransaction) {
 TEST(HungDatabase, Paused) {
   testing::PrivateCluster pg;
   testing::TempDir wal;
-  const auto env = Env(WithConnectTimeout(pg.url()), wal.path() + "/wal");
+  const auto env = Env(pg.url(), wal.path() + "/wal");
   {
     testing::ServerProcess server(env);
     ASSERT_TRUE(server.Start()) << server.Log();
