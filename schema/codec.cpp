@@ -302,9 +302,16 @@ common::Result<T> ReadRoot(std::string_view bytes, Read read) {
     std::memcpy(aligned.get(), bytes.data(), bytes.size());
     words = aligned.get();
   }
+  const size_t word_count = bytes.size() / sizeof(capnp::word);
+  // Our encoder writes every object once, so reading a record of ours visits each word at most
+  // once. Allowing more (Cap'n Proto's default is 8 Mi words whatever the size) would let a small
+  // damaged record decode as millions of points, through shared pointers or lists of empty
+  // structs, which Cap'n Proto counts at one word each against this limit.
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 2 * word_count + 64;
   try {
-    capnp::FlatArrayMessageReader reader(
-        kj::ArrayPtr<const capnp::word>(words, bytes.size() / sizeof(capnp::word)));
+    capnp::FlatArrayMessageReader reader(kj::ArrayPtr<const capnp::word>(words, word_count),
+                                         options);
     return read(reader.getRoot<cw::WalRecord>());
   } catch (const kj::Exception& e) {
     return Error{
