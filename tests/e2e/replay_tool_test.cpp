@@ -10,6 +10,7 @@
 #include "support/command.hpp"
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
+#include "support/projection_dump.hpp"
 #include "support/server_process.hpp"
 #include "support/wait.hpp"
 
@@ -24,32 +25,7 @@ Run Replay(const std::string& args) {
   return testing::RunCommand(std::string(XTRACE_REPLAY_BIN) + " " + args);
 }
 
-// The projections, without bookkeeping columns and serial ids, in a fixed order.
-std::string Dump(const std::string& url) {
-  pqxx::connection conn(url);
-  pqxx::work txn(conn);
-  std::string dump;
-  for (const char* query :
-       {"SELECT to_jsonb(x) - 'updated_at' - 'created_at' FROM traces x ORDER BY project_id, id",
-        "SELECT to_jsonb(x) - 'updated_at' - 'created_at' FROM observations x "
-        "ORDER BY project_id, id",
-        "SELECT jsonb_build_array(s.project_id, s.environment, s.name, s.labels, p.ts, p.value) "
-        "FROM metric_points p JOIN metric_series s ON s.id = p.series_id "
-        "ORDER BY s.name, s.labels::text, p.ts",
-        "SELECT jsonb_build_array(s.name, s.labels, r.step, r.bucket, r.count, r.sum, r.min, r.max,"
-        " r.last, r.last_ts, r.sketch) FROM metric_rollups r JOIN metric_series s ON s.id = "
-        "r.series_id"
-        " ORDER BY s.name, s.labels::text, r.step, r.bucket",
-        "SELECT to_jsonb(x) FROM trace_usage x ORDER BY project_id, trace_id",
-        "SELECT to_jsonb(x) FROM trace_model_usage x ORDER BY project_id, trace_id, model",
-        // Every row: cells the traces left must be gone, as a rebuild never writes them.
-        "SELECT to_jsonb(x) FROM daily_traces x ORDER BY project_id, environment, day, dims::text",
-        "SELECT to_jsonb(x) FROM daily_models x"
-        " ORDER BY project_id, environment, day, dims::text, model"}) {
-    for (const auto& row : txn.exec(query)) dump += std::string(row[0].c_str()) + "\n";
-  }
-  return dump;
-}
+using testing::DumpProjections;
 
 std::string Id(int i) {
   char buf[40];
@@ -92,19 +68,19 @@ TEST(ReplayTool, RebuildYieldsTheDatabaseTheServerProjected) {
         << testing::Http(server.port(), "GET", "/readyz").body;
     EXPECT_EQ(server.Stop(), 0);
   }
-  const std::string expected = Dump(served.url());
+  const std::string expected = DumpProjections(served.url());
   ASSERT_NE(expected.find("\"n11\""), std::string::npos);
 
   auto run = Replay("--wal-dir " + wal_dir + " --database-url " + rebuilt.url() + " --rebuild");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("rebuilt from 13 records"), std::string::npos) << run.output;
-  EXPECT_EQ(Dump(rebuilt.url()), expected);
+  EXPECT_EQ(DumpProjections(rebuilt.url()), expected);
 
   // Replaying a middle range into the served database changes nothing.
   run = Replay("--wal-dir " + wal_dir + " --database-url " + served.url() +
                " --from-seq 3 --to-seq 7");
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_EQ(Dump(served.url()), expected);
+  EXPECT_EQ(DumpProjections(served.url()), expected);
 
   run = Replay("--wal-dir " + wal_dir + " --dry-run");
   EXPECT_EQ(run.exit_code, 0) << run.output;
@@ -120,11 +96,11 @@ TEST(ReplayTool, RebuildYieldsTheDatabaseTheServerProjected) {
     txn.exec0("UPDATE traces SET obs_latency = NULL, obs_total_cost = NULL");
     txn.commit();
   }
-  ASSERT_NE(Dump(served.url()), expected);
+  ASSERT_NE(DumpProjections(served.url()), expected);
   run = Replay("--derived --database-url " + served.url());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("from 6 traces and 1 metric points"), std::string::npos) << run.output;
-  EXPECT_EQ(Dump(served.url()), expected);
+  EXPECT_EQ(DumpProjections(served.url()), expected);
   EXPECT_NE(Replay("--derived --wal-dir " + wal_dir + " --database-url " + served.url()).exit_code,
             0);
 }

@@ -23,6 +23,7 @@
 #include "schema/migrations.hpp"
 #include "support/command.hpp"
 #include "support/pg.hpp"
+#include "support/projection_dump.hpp"
 #include "support/server_process.hpp"
 #include "support/wait.hpp"
 
@@ -710,19 +711,7 @@ TEST_F(ProjectionTest, PagesNeverOverlapOrSkipUnderAnyOrder) {
 namespace xtrace {
 namespace {
 
-std::string DumpProjections(const std::string& url) {
-  pqxx::connection conn(url);
-  pqxx::work txn(conn);
-  std::string dump;
-  // Every column but the updated_at/created_at bookkeeping, in a fixed order.
-  for (const char* table : {"traces", "observations"}) {
-    const auto rows =
-        txn.exec(std::string("SELECT to_jsonb(x) - 'updated_at' - 'created_at' FROM ") + table +
-                 " x ORDER BY project_id, id");
-    for (const auto& row : rows) dump += std::string(row[0].c_str()) + "\n";
-  }
-  return dump;
-}
+using testing::DumpProjections;
 
 // Cached series ids never outlive their series: not across a rolled-back transaction (which
 // created the series), and not across a rebuild that empties metric_series.
