@@ -89,7 +89,7 @@ for stage in $stages; do
     fuzz)
       configure_and_build build-fuzz xtrace_fuzzers -DXTRACE_BUILD_TESTS=OFF -DXTRACE_FUZZ=ON \
         -DXTRACE_SANITIZE=address,undefined -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-        -DXTRACE_FUZZ_SECONDS="${XTRACE_FUZZ_SECONDS:-20}"
+        -DXTRACE_FUZZ_SECONDS="${XTRACE_FUZZ_SECONDS:-20}" -DXTRACE_FUZZ_SEED="${XTRACE_FUZZ_SEED:-1}"
       built=$(elapsed "$start")
       # llvm-symbolizer of the same release, for readable stacks in crash reports.
       (cd build-fuzz && PATH=/usr/lib/llvm-14/bin:$PATH ctest --output-on-failure -L fuzz -j 2)
