@@ -8,7 +8,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -31,18 +35,23 @@ using namespace xtrace;
 
 namespace {
 
-constexpr char kEnvironmentHelp[] = R"(
-Configuration comes from the environment (docs/operations.md has every variable):
-  DATABASE_URL                  PostgreSQL URL (required)
-  API_BEARER_TOKEN              token for 'Authorization: Bearer' (required)
-  BIND_ADDR                     listen address host:port (127.0.0.1:8742)
-  DEFAULT_PROJECT_ID            project for writes and reads (default)
-  XTRACE_PUBLIC_KEY/SECRET_KEY  Basic auth key pair (unset; LANGFUSE_* as fallback)
-  RATE_LIMIT_QPS/BURST          query rate limit per credential (20/40)
-  XTRACE_MAX_REQUEST_BODY_BYTES request body limit (20971520)
-  XTRACE_WAL_DIR                write-ahead log directory (./data/wal)
-  XTRACE_LOG_LEVEL              trace|debug|info|warn|error|critical|off (info)
-)";
+// XTRACE_PORT_FILE: the port, in decimal, written to a temporary file beside `path` and renamed
+// over it, so a reader never sees a partial file. Whoever starts the server with port 0 learns
+// the port from it once the server listens.
+bool WritePortFile(const std::string& path, uint16_t port) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << '\n';
+    out.close();
+    if (!out) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (!ec) return true;
+  std::filesystem::remove(tmp, ec);
+  return false;
+}
 
 // Waits for in-flight requests to be answered (bounded by the grace period), then stops the
 // I/O threads.
@@ -140,6 +149,10 @@ int Run(const server::Config& config) {
   }
   http->Start();
   spdlog::info("listening on http://{}:{}", config.bind_host, http->port());
+  if (config.port_file && !WritePortFile(*config.port_file, http->port())) {
+    spdlog::critical("XTRACE_PORT_FILE: cannot write {}", *config.port_file);
+    return 1;
+  }
 
   net::signal_set signals(ioc, SIGINT, SIGTERM);
   net::steady_timer drain_timer(ioc);
@@ -175,7 +188,7 @@ int Run(const server::Config& config) {
 
 int main(int argc, char** argv) {
   CLI::App app{"xtrace-server: durable trace and metrics ingest for LLM applications"};
-  app.footer(kEnvironmentHelp);
+  app.footer("\n" + server::SettingsHelp());
   app.set_version_flag("--version", std::string("xtrace-server ") + server::kVersion);
   CLI11_PARSE(app, argc, argv);
 

@@ -20,8 +20,7 @@
 #include <vector>
 
 #include "support/http_client.hpp"
-#include "support/pg.hpp"
-#include "support/server_process.hpp"
+#include "support/server_fixture.hpp"
 #include "support/wait.hpp"
 
 namespace xtrace {
@@ -32,10 +31,6 @@ using testing::Http;
 using testing::HttpResult;
 
 constexpr char kToken[] = "gen-token";
-const std::map<std::string, std::string> kAuthJson = {
-    {"Authorization", std::string("Bearer ") + kToken}, {"Content-Type", "application/json"}};
-const std::map<std::string, std::string> kAuth = {
-    {"Authorization", std::string("Bearer ") + kToken}};
 
 // The limits of docs/api.md, written out again here on purpose: the test checks the documented
 // contract, not whatever the code's constants say.
@@ -152,30 +147,22 @@ struct ExpectedPoint {
   std::string timestamp;
 };
 
-class AckedProjectedTest : public ::testing::Test {
+class AckedProjectedTest : public testing::ServerFixture {
  protected:
+  AckedProjectedTest() : ServerFixture(kToken) {}
+  std::map<std::string, std::string> ExtraEnv() const override {
+    return {{"RATE_LIMIT_QPS", "100000"}, {"RATE_LIMIT_BURST", "100000"}};
+  }
   void SetUp() override {
     const char* env_seed = std::getenv("XTRACE_GEN_SEED");
     seed_ = env_seed != nullptr ? static_cast<uint32_t>(std::strtoul(env_seed, nullptr, 10))
                                 : std::random_device{}();
     std::cerr << "generative seed: " << seed_ << " (XTRACE_GEN_SEED replays it)\n";
-    server_ = std::make_unique<testing::ServerProcess>(
-        std::map<std::string, std::string>{{"DATABASE_URL", db_.url()},
-                                           {"API_BEARER_TOKEN", kToken},
-                                           {"XTRACE_WAL_DIR", wal_dir_.path() + "/wal"},
-                                           {"RATE_LIMIT_QPS", "100000"},
-                                           {"RATE_LIMIT_BURST", "100000"}});
-    ASSERT_TRUE(server_->Start()) << server_->Log();
-  }
-  void TearDown() override {
-    if (HasFailure() && server_) std::cerr << "---- server log ----\n" << server_->Log();
+    ServerFixture::SetUp();
   }
 
   HttpResult Post(const std::string& route, const json::value& body) {
-    return Http(server_->port(), "POST", route, json::serialize(body), kAuthJson);
-  }
-  HttpResult Get(const std::string& target) {
-    return Http(server_->port(), "GET", target, "", kAuth);
+    return Http(server_->port(), "POST", route, json::serialize(body), auth_json_);
   }
 
   // Sends a request that must be refused with `status`, naming `field`.
@@ -371,9 +358,6 @@ class AckedProjectedTest : public ::testing::Test {
   }
 
   uint32_t seed_ = 0;
-  testing::TestDatabase db_;
-  testing::TempDir wal_dir_;
-  std::unique_ptr<testing::ServerProcess> server_;
   std::vector<ExpectedTrace> traces_;
   std::vector<ExpectedPoint> points_;
 };

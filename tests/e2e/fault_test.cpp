@@ -2,11 +2,6 @@
 // kill -9 under load, a database outage mid-stream, a torn WAL tail, and a WAL over its cap.
 #include <gtest/gtest.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <pqxx/pqxx>
 
@@ -20,6 +15,7 @@
 
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
+#include "support/raw_http.hpp"
 #include "support/server_process.hpp"
 #include "support/wait.hpp"
 
@@ -367,26 +363,19 @@ TEST(Fault, InflightBytesAreBounded) {
   // A client that declares 90 kB and has not sent the body yet holds its share. It asks for
   // `100 Continue`, which the server sends once it has admitted the request (reserved its
   // bytes): that answer is the moment the reservation is known to be in place.
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::socket slow(ioc);
-  slow.connect({boost::asio::ip::make_address("127.0.0.1"), server.port()});
-  const std::string head = std::string("POST /v1/l/batch HTTP/1.1\r\nHost: x\r\n") +
-                           "Authorization: Bearer " + kToken +
-                           "\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n"
-                           "Expect: 100-continue\r\n\r\n";
-  boost::asio::write(slow, boost::asio::buffer(head));
-  std::string interim;
-  boost::asio::async_read_until(slow, boost::asio::dynamic_buffer(interim), "\r\n\r\n",
-                                [](boost::system::error_code, size_t) {});
-  ioc.run_for(std::chrono::seconds(10));
-  ASSERT_TRUE(interim.starts_with("HTTP/1.1 100")) << "no 100 Continue: " << interim;
+  testing::RawConnection slow(server.port(), std::chrono::seconds(10));
+  slow.Send(std::string("POST /v1/l/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + kToken +
+            "\r\nContent-Type: application/json\r\nContent-Length: 90000\r\n"
+            "Expect: 100-continue\r\n\r\n");
+  const auto interim = slow.Read();
+  ASSERT_EQ(interim.status, 100) << "no 100 Continue: " << interim.body;
   // ...so a second 20 kB request does not fit: 503 at once.
   const std::string body =
       R"({"trace":{"id":")" + TraceId(4, 0) + R"(","input":")" + std::string(20000, 'y') + R"("}})";
   auto r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson);
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_NE(r.body.find("XTRACE_MAX_INFLIGHT_BYTES"), std::string::npos) << r.body;
-  slow.close();  // the reservation is released with the connection
+  slow.Close();  // the reservation is released with the connection
   EXPECT_TRUE(WaitUntil(
       [&] {
         return (r = Http(server.port(), "POST", "/v1/l/batch", body, kAuthJson)).status == 200;

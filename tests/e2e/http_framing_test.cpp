@@ -4,107 +4,35 @@
 // server stays healthy after each.
 #include <gtest/gtest.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 
-#include <chrono>
 #include <string>
 
 #include "support/http_client.hpp"
-#include "support/pg.hpp"
-#include "support/server_process.hpp"
+#include "support/raw_http.hpp"
+#include "support/server_fixture.hpp"
 
 namespace xtrace {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+using testing::RawConnection;
+using testing::RawResponse;
 
 constexpr char kToken[] = "framing-token";
-// Every answer here is immediate; the deadline only bounds a test against a server that does not
-// answer (it waits for a body that never comes, or closes without a word).
-constexpr std::chrono::seconds kDeadline{5};
 
-struct Response {
-  int status = 0;  // 0: no response before the deadline, or the connection closed first
-  std::string body;
-  std::string connection;  // the Connection header
-};
-
-// One connection on which the test writes raw bytes and reads responses with a deadline.
-class RawConnection {
- public:
-  explicit RawConnection(uint16_t port) : stream_(ioc_) {
-    stream_.expires_after(kDeadline);
-    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-  }
-
-  void Send(const std::string& bytes) {
-    stream_.expires_after(kDeadline);
-    net::write(stream_.socket(), net::buffer(bytes));
-  }
-
-  // The next response; an interim `100 Continue` is a response of its own.
-  Response Read() {
-    http::response_parser<http::string_body> parser;
-    beast::error_code ec;
-    stream_.expires_after(kDeadline);
-    http::async_read(stream_, buffer_, parser, [&ec](beast::error_code e, size_t) { ec = e; });
-    Run();
-    Response r;
-    if (ec) return r;
-    r.status = static_cast<int>(parser.get().result_int());
-    r.body = parser.get().body();
-    r.connection = std::string(parser.get()[http::field::connection]);
-    return r;
-  }
-
-  // Whether the server closes the connection (end of stream, nothing more sent) before the
-  // deadline.
-  bool ClosedByServer() {
-    if (buffer_.size() != 0) return false;
-    char byte;
-    beast::error_code ec;
-    stream_.expires_after(kDeadline);
-    stream_.async_read_some(net::buffer(&byte, 1), [&ec](beast::error_code e, size_t) { ec = e; });
-    Run();
-    return ec == net::error::eof;
-  }
-
- private:
-  void Run() {
-    ioc_.restart();
-    ioc_.run();
-  }
-
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-};
-
-class HttpFramingTest : public ::testing::Test {
+// The default body limit (20 MiB), so that a 10 MB declared body is within it.
+class HttpFramingTest : public testing::ServerFixture {
  protected:
-  void SetUp() override {
-    // The default body limit (20 MiB), so that a 10 MB declared body is within it.
-    server_ = std::make_unique<testing::ServerProcess>(
-        std::map<std::string, std::string>{{"DATABASE_URL", db_.url()},
-                                           {"API_BEARER_TOKEN", kToken},
-                                           {"XTRACE_WAL_DIR", wal_dir_.path() + "/wal"},
-                                           {"XTRACE_LOG_LEVEL", "debug"}});
-    ASSERT_TRUE(server_->Start()) << server_->Log();
+  HttpFramingTest() : ServerFixture(kToken) {}
+  std::map<std::string, std::string> ExtraEnv() const override {
+    return {{"XTRACE_LOG_LEVEL", "debug"}};
   }
   void TearDown() override {
     if (server_ && server_->Running()) {
       // Whatever the request did, the server still serves.
       EXPECT_EQ(testing::Http(server_->port(), "GET", "/healthz").status, 200);
     }
-    if (HasFailure() && server_) std::cerr << "---- server log ----\n" << server_->Log();
+    ServerFixture::TearDown();
   }
 
   // Writes `request` on a fresh connection and expects one JSON error answer with `status` and
@@ -113,7 +41,7 @@ class HttpFramingTest : public ::testing::Test {
                      const std::string& field = {}) {
     RawConnection c(server_->port());
     c.Send(request);
-    const Response r = c.Read();
+    const RawResponse r = c.Read();
     ASSERT_EQ(r.status, status) << r.body;
     const auto body = boost::json::parse(r.body).as_object();
     EXPECT_EQ(std::string(body.at("code").as_string()), code) << r.body;
@@ -131,10 +59,6 @@ class HttpFramingTest : public ::testing::Test {
     return std::string("POST /v1/l/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") + kToken +
            "\r\nContent-Type: application/json\r\n" + framing_headers + "\r\n" + body;
   }
-
-  testing::TestDatabase db_;
-  testing::TempDir wal_dir_;
-  std::unique_ptr<testing::ServerProcess> server_;
 };
 
 TEST_F(HttpFramingTest, BadChunkSizeIs400) {
@@ -197,7 +121,7 @@ TEST_F(HttpFramingTest, BadCredentialsWithExpectAre401WithoutContinue) {
   c.Send(
       "POST /v1/l/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
       "Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n");
-  const Response r = c.Read();
+  const RawResponse r = c.Read();
   EXPECT_EQ(r.status, 401) << "a 100 Continue or nothing came first";
   EXPECT_EQ(r.body, R"({"message":"Unauthorized","code":"UNAUTHORIZED"})");
   EXPECT_EQ(r.connection, "close");
@@ -210,7 +134,7 @@ TEST_F(HttpFramingTest, BadCredentialsWithoutExpectAre401BeforeTheBody) {
   c.Send(
       "POST /v1/l/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
       "Content-Length: 10000000\r\n\r\n");
-  const Response r = c.Read();
+  const RawResponse r = c.Read();
   EXPECT_EQ(r.status, 401) << "no answer within the deadline: the server waited for the body";
   EXPECT_EQ(r.body, R"({"message":"Unauthorized","code":"UNAUTHORIZED"})");
   EXPECT_EQ(r.connection, "close");
@@ -231,7 +155,7 @@ TEST_F(HttpFramingTest, GoodCredentialsWithExpectGetContinueThenTheAnswer) {
       Batch("Content-Length: " + std::to_string(body.size()) + "\r\nExpect: 100-continue\r\n", ""));
   EXPECT_EQ(c.Read().status, 100);
   c.Send(body);
-  const Response r = c.Read();
+  const RawResponse r = c.Read();
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.connection, "close");
 }

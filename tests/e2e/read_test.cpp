@@ -15,58 +15,19 @@
 #include <thread>
 
 #include "support/http_client.hpp"
-#include "support/pg.hpp"
-#include "support/server_process.hpp"
+#include "support/server_fixture.hpp"
 
 namespace xtrace {
 namespace {
 
-using testing::Http;
 using testing::HttpResult;
-using Clock = std::chrono::steady_clock;
 
 constexpr char kToken[] = "read-token";
-const std::map<std::string, std::string> kAuthJson = {
-    {"Authorization", std::string("Bearer ") + kToken}, {"Content-Type", "application/json"}};
-const std::map<std::string, std::string> kAuth = {
-    {"Authorization", std::string("Bearer ") + kToken}};
 
-class ReadTest : public ::testing::Test {
+class ReadTest : public testing::ServerFixture {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<testing::ServerProcess>(
-        std::map<std::string, std::string>{{"DATABASE_URL", db_.url()},
-                                           {"API_BEARER_TOKEN", kToken},
-                                           {"XTRACE_WAL_DIR", wal_dir_.path() + "/wal"},
-                                           {"XTRACE_LOG_LEVEL", "info"}});
-    ASSERT_TRUE(server_->Start()) << server_->Log();
-  }
-  void TearDown() override {
-    if (HasFailure() && server_) std::cerr << "---- server log ----\n" << server_->Log();
-  }
+  ReadTest() : ServerFixture(kToken) {}
 
-  HttpResult Get(const std::string& target) {
-    return Http(server_->port(), "GET", target, "", kAuth);
-  }
-  HttpResult PostBatch(const std::string& body) {
-    return Http(server_->port(), "POST", "/v1/l/batch", body, kAuthJson);
-  }
-  // Waits until the projector has applied every record the WAL holds.
-  bool WaitProjected(std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      const auto r = Get("/api/internal/status");
-      if (r.status == 200) {
-        const auto s = boost::json::parse(r.body);
-        const auto last = s.at("wal").at("lastSequence").to_number<uint64_t>();
-        if (last > 0 && s.at("projector").at("projectedSequence").to_number<uint64_t>() == last) {
-          return true;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return false;
-  }
   // The server's resident set size, from /proc/<pid>/status.
   int64_t RssBytes() const {
     std::ifstream status("/proc/" + std::to_string(server_->pid()) + "/status");
@@ -76,10 +37,6 @@ class ReadTest : public ::testing::Test {
     }
     return -1;
   }
-
-  testing::TestDatabase db_;
-  testing::TempDir wal_dir_;
-  std::unique_ptr<testing::ServerProcess> server_;
 };
 
 // The batch whose rendering is pinned below: every kind of trace and observation field, strings

@@ -4,10 +4,14 @@
 #include <boost/json/parse.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
+#include "server/config.hpp"
+#include "support/command.hpp"
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
+#include "support/server_fixture.hpp"
 #include "support/server_process.hpp"
 #include "support/wait.hpp"
 
@@ -19,35 +23,15 @@ using testing::HttpResult;
 
 constexpr char kToken[] = "e2e-token";
 constexpr char kTrace[] = "7d0c8a9e-1111-4222-8333-444455556666";
-const std::map<std::string, std::string> kAuthJson = {
-    {"Authorization", std::string("Bearer ") + kToken}, {"Content-Type", "application/json"}};
-const std::map<std::string, std::string> kAuth = {
-    {"Authorization", std::string("Bearer ") + kToken}};
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public testing::ServerFixture {
  protected:
-  std::map<std::string, std::string> Env() const {
-    return {{"DATABASE_URL", db_.url()},
-            {"API_BEARER_TOKEN", kToken},
-            {"XTRACE_PUBLIC_KEY", "pk-e2e"},
+  ServerTest() : ServerFixture(kToken) {}
+  std::map<std::string, std::string> ExtraEnv() const override {
+    return {{"XTRACE_PUBLIC_KEY", "pk-e2e"},
             {"XTRACE_SECRET_KEY", "sk-e2e"},
-            {"XTRACE_WAL_DIR", wal_dir_.path() + "/wal"},
             {"XTRACE_MAX_REQUEST_BODY_BYTES", "65536"},
             {"XTRACE_LOG_LEVEL", "debug"}};
-  }
-  void SetUp() override {
-    server_ = std::make_unique<testing::ServerProcess>(Env());
-    ASSERT_TRUE(server_->Start()) << server_->Log();
-  }
-  void TearDown() override {
-    if (HasFailure() && server_) std::cerr << "---- server log ----\n" << server_->Log();
-  }
-
-  HttpResult Get(const std::string& target) {
-    return Http(server_->port(), "GET", target, "", kAuth);
-  }
-  HttpResult PostBatch(const std::string& body) {
-    return Http(server_->port(), "POST", "/v1/l/batch", body, kAuthJson);
   }
   // Polls the detail route until the projector has written the trace; the last answer.
   HttpResult WaitForTrace(const std::string& id) {
@@ -55,10 +39,6 @@ class ServerTest : public ::testing::Test {
     (void)testing::WaitUntil([&] { return (r = Get("/api/public/traces/" + id)).status == 200; });
     return r;  // callers assert its status
   }
-
-  testing::TestDatabase db_;
-  testing::TempDir wal_dir_;
-  std::unique_ptr<testing::ServerProcess> server_;
 };
 
 const std::string kBatch = std::string(R"({"trace":{"id":")") + kTrace +
@@ -165,7 +145,7 @@ TEST_F(ServerTest, BadInputIsRejectedWithJsonAndWritesNothing) {
       415, "UNSUPPORTED_MEDIA_TYPE");
   expect_error(PostBatch(std::string(70000, ' ') + "{}"), 413, "PAYLOAD_TOO_LARGE");
   expect_error(Http(server_->port(), "GET", "/no/such/route"), 404, "NOT_FOUND");
-  expect_error(Http(server_->port(), "DELETE", "/v1/l/batch", "", kAuth), 405,
+  expect_error(Http(server_->port(), "DELETE", "/v1/l/batch", "", auth_), 405,
                "METHOD_NOT_ALLOWED");
 
   // Nothing was appended: the WAL is still empty, and the server is healthy.
@@ -206,7 +186,7 @@ TEST_F(ServerTest, IngestKeepsAcknowledgingWhileTheDatabaseIsUnreachable) {
   env["XTRACE_WAL_DIR"] = wal_dir_.path() + "/wal-offline";
   testing::ServerProcess offline(env);
   ASSERT_TRUE(offline.Start()) << offline.Log();
-  auto ack = Http(offline.port(), "POST", "/v1/l/batch", kBatch, kAuthJson);
+  auto ack = Http(offline.port(), "POST", "/v1/l/batch", kBatch, auth_json_);
   EXPECT_EQ(ack.status, 200) << ack.body;
   auto ready = Http(offline.port(), "GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
@@ -214,7 +194,7 @@ TEST_F(ServerTest, IngestKeepsAcknowledgingWhileTheDatabaseIsUnreachable) {
   EXPECT_EQ(body.at("postgres"), "down");
   EXPECT_EQ(body.at("projector").at("lagRecords").as_int64(), 1);
   // Reads need the database: a clean 503 with Retry-After, not a hang or a 500.
-  auto read = Http(offline.port(), "GET", "/api/public/traces", "", kAuth);
+  auto read = Http(offline.port(), "GET", "/api/public/traces", "", auth_);
   EXPECT_EQ(read.status, 503) << read.body;
   EXPECT_EQ(read.headers["Retry-After"], "1");
 }
@@ -222,11 +202,11 @@ TEST_F(ServerTest, IngestKeepsAcknowledgingWhileTheDatabaseIsUnreachable) {
 TEST_F(ServerTest, MetricsBatchIsAcknowledgedAndProjected) {
   const std::string body = R"({"metrics":[{"name":"gpu_util","labels":{"gpu":"0"},"value":0.5,
                                "timestamp":"2026-01-01T00:00:00Z"}]})";
-  auto ack = Http(server_->port(), "POST", "/v1/metrics/batch", body, kAuthJson);
+  auto ack = Http(server_->port(), "POST", "/v1/metrics/batch", body, auth_json_);
   ASSERT_EQ(ack.status, 200) << ack.body;
   EXPECT_EQ(ack.body, R"({"message":"Request Successful."})");
   auto bad = Http(server_->port(), "POST", "/v1/metrics/batch", R"({"metrics":[{"name":"x"}]})",
-                  kAuthJson);
+                  auth_json_);
   EXPECT_EQ(bad.status, 422);
   EXPECT_EQ(boost::json::parse(bad.body).at("field"), "metrics[0].value");
 
@@ -279,7 +259,7 @@ TEST_F(ServerTest, QueryRoutesAreRateLimitedPerCredential) {
   int ok = 0;
   HttpResult refused;
   for (int i = 0; i < 6; ++i) {
-    auto r = Http(limited.port(), "GET", "/api/public/traces", "", kAuth);
+    auto r = Http(limited.port(), "GET", "/api/public/traces", "", auth_);
     if (r.status == 200) {
       ++ok;
     } else {
@@ -298,11 +278,11 @@ TEST_F(ServerTest, QueryRoutesAreRateLimitedPerCredential) {
                  {{"Authorization", "Basic cGstZTJlOnNrLWUyZQ=="}})
                 .status,
             200);
-  EXPECT_EQ(Http(limited.port(), "POST", "/v1/l/batch", "{}", kAuthJson).status, 200);
+  EXPECT_EQ(Http(limited.port(), "POST", "/v1/l/batch", "{}", auth_json_).status, 200);
   // Unauthenticated requests consume nothing and see 401, not 429.
   EXPECT_EQ(Http(limited.port(), "GET", "/api/public/traces").status, 401);
 
-  auto stats = Http(limited.port(), "GET", "/api/internal/rate_limit_stats", "", kAuth);
+  auto stats = Http(limited.port(), "GET", "/api/internal/rate_limit_stats", "", auth_);
   ASSERT_EQ(stats.status, 200);
   EXPECT_EQ(stats.body.find(kToken), std::string::npos) << "no part of the token is shown";
   EXPECT_EQ(stats.body.find("e2e-tok"), std::string::npos);
@@ -331,6 +311,46 @@ TEST(ServerBinary, CompatModeOpensProjectsOnlyWithoutKeyPair) {
           .status,
       401);
   EXPECT_EQ(Http(server.port(), "GET", "/api/public/traces").status, 401) << "only projects opens";
+}
+
+// Started with BIND_ADDR port 0, the server names the port it got in its log as well as in its
+// port file (which the fixture read to reach it).
+TEST_F(ServerTest, ReportsThePortItWasGiven) {
+  ASSERT_NE(server_->port(), 0);
+  EXPECT_NE(server_->Log().find("listening on http://127.0.0.1:" + std::to_string(server_->port()) +
+                                "\n"),
+            std::string::npos)
+      << server_->Log();
+}
+
+// --help prints every setting with its default and description (the lines config_test.cpp
+// checks), and exits 0.
+TEST(ServerBinary, HelpListsEverySettingAndExitsZero) {
+  const auto help = testing::RunCommand(testing::ServerBinary() + " --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find(server::SettingsHelp()), std::string::npos) << help.output;
+  for (const server::Setting& s : server::Settings()) {
+    EXPECT_NE(help.output.find("\n  " + std::string(s.name) + " ("), std::string::npos) << s.name;
+  }
+}
+
+// Whoever waits for the port file would wait in vain: the server stops at once instead.
+TEST(ServerBinary, APortFileThatCannotBeWrittenStopsTheServer) {
+  testing::TempDir dir;
+  // A clean environment, as ServerProcess gives, with the sanitizer settings of the run.
+  std::string env = "env -i PATH=/usr/bin:/bin";
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name)) env += std::string(" ") + name + "='" + value + "'";
+  }
+  // No database is needed to get this far: the server listens whatever PostgreSQL does.
+  const auto run = testing::RunCommand(
+      env + " DATABASE_URL=postgresql://x@127.0.0.1:1/db API_BEARER_TOKEN=t XTRACE_WAL_DIR=" +
+      dir.path() + "/wal BIND_ADDR=127.0.0.1:0 XTRACE_PORT_FILE=" + dir.path() +
+      "/missing/port timeout 60 " + testing::ServerBinary());
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("XTRACE_PORT_FILE: cannot write " + dir.path() + "/missing/port"),
+            std::string::npos)
+      << run.output;
 }
 
 TEST(ServerBinary, BadConfigurationExitsNonZeroNamingTheVariable) {

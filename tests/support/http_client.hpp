@@ -17,7 +17,9 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
                 const std::string& body = "",
                 const std::map<std::string, std::string>& headers = {});
 
-// A free loopback port at the time of the call.
+// A loopback port nothing listened on at the time of the call, for an address that must refuse
+// connections. Not for a server to listen on: that would race with whoever takes the port
+// meanwhile; servers bind port 0 (server_process.hpp).
 uint16_t FreePort();
 
 }  // namespace xtrace::testing

@@ -27,17 +27,34 @@ ServerProcess::ServerProcess(std::map<std::string, std::string> env) : env_(std:
   const int fd = mkstemp(tmpl);
   if (fd >= 0) close(fd);
   log_path_ = tmpl;
+  port_file_ = log_path_ + ".port";
 }
 
 ServerProcess::~ServerProcess() {
   Kill();
   std::filesystem::remove(log_path_);
+  std::filesystem::remove(port_file_);
 }
 
+namespace {
+
+// The port in a port file, or 0 while there is none. The server renames the file into place
+// whole, so a file that exists is complete.
+uint16_t ReadPort(const std::string& path) {
+  std::ifstream in(path);
+  unsigned port = 0;
+  if (!(in >> port) || port == 0 || port > 65535) return 0;
+  return static_cast<uint16_t>(port);
+}
+
+}  // namespace
+
 bool ServerProcess::Start() {
-  port_ = FreePort();
+  port_ = 0;
+  std::filesystem::remove(port_file_);  // a previous start's port
   std::map<std::string, std::string> env = env_;
-  env["BIND_ADDR"] = "127.0.0.1:" + std::to_string(port_);
+  env["BIND_ADDR"] = "127.0.0.1:0";
+  env["XTRACE_PORT_FILE"] = port_file_;
   env["PATH"] = "/usr/bin:/bin";
   // Sanitizer builds: the server reports where the test run collects reports (tools/test.sh).
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
@@ -67,7 +84,9 @@ bool ServerProcess::Start() {
       [&] {
         int status = 0;
         exited = waitpid(pid_, &status, WNOHANG) == pid_;
-        return exited || Http(port_, "GET", "/healthz").status == 200;
+        if (exited) return true;
+        if (port_ == 0) port_ = ReadPort(port_file_);
+        return port_ != 0 && Http(port_, "GET", "/healthz").status == 200;
       },
       std::chrono::seconds(20), std::chrono::milliseconds(10));
   if (exited) pid_ = -1;

@@ -1,5 +1,7 @@
 #pragma once
-// Runs the real xtrace-server binary as a child process on a free loopback port.
+// Runs the real xtrace-server binary as a child process on loopback. The server binds port 0
+// (BIND_ADDR=127.0.0.1:0) and reports the port the kernel gave it in its XTRACE_PORT_FILE, so
+// no port is picked by the test and then raced for.
 
 #include <sys/types.h>
 
@@ -18,7 +20,8 @@ class ServerProcess {
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
-  // Starts the binary and waits until /healthz answers; false on timeout or early exit.
+  // Starts the binary, waits for its port file, then until /healthz answers; false on timeout
+  // or early exit. Each start gets a new port.
   bool Start();
   // SIGTERM and wait; returns the exit status (or -1).
   int Stop();
@@ -30,7 +33,7 @@ class ServerProcess {
   bool Running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }  // -1 when not running
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return port_; }  // 0 until Start() has read it
   const std::string& log_path() const { return log_path_; }
   std::string Log() const;
 
@@ -39,6 +42,7 @@ class ServerProcess {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   std::string log_path_;
+  std::string port_file_;
 };
 
 // Path of the built xtrace-server (XTRACE_SERVER_BIN overrides the build tree's binary).
