@@ -1,60 +1,23 @@
 #include "projector/projector.hpp"
 
 #include <spdlog/spdlog.h>
-#include <pqxx/connection>
-#include <pqxx/except>
-#include <pqxx/transaction>
 
-#include "projector/failure.hpp"
-#include "projector/fold.hpp"
-#include "projector/migrator.hpp"
-#include "schema/codec.hpp"
+#include "projector/cursor.hpp"
+#include "projector/pg_sink.hpp"
 
 namespace xtrace::projector {
-namespace {
 
-// Someone else moved our cursor (another projector on the same WAL id): reload it and go on.
-class CursorFenced : public std::runtime_error {
- public:
-  CursorFenced() : std::runtime_error("projector cursor moved underneath us") {}
-};
-
-// The stream cannot go on for a reason that is not PostgreSQL's: a record this build cannot
-// decode (usually one written by a newer build), or the WAL failed to read. Skipping would lose
-// an acknowledged record for good, so projection halts at the record, keeps its connection and
-// retries with backoff until the cause is gone (a build that reads it, a readable disk). Ingest
-// is unaffected; status and /readyz show the reason.
-class Halted : public std::runtime_error {
- public:
-  Halted(uint64_t seq, const std::string& why)
-      : std::runtime_error("projection halted at WAL record " + std::to_string(seq) + ": " + why),
-        seq_(seq) {}
-  uint64_t seq() const { return seq_; }
-
- private:
-  uint64_t seq_;
-};
-
-std::string Hex(const std::string& bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    hex.push_back(kHex[c >> 4]);
-    hex.push_back(kHex[c & 0x0F]);
-  }
-  return hex;
-}
-
-}  // namespace
-
-const char* StreamName(Stream stream) {
-  return stream == Stream::kTraces ? "traces" : "metrics";
-}
-
-Projector::Projector(wal::Log& log, Options options) : log_(log) {
+Projector::Projector(wal::Log& log, Options options) : log_(log), source_(log) {
   for (const Stream stream : kStreams) {
-    streams_.push_back(std::make_unique<StreamProjector>(*this, log, stream, options));
+    PgSinkOptions sink;
+    sink.database_url = options.database_url;
+    sink.session = options.session;
+    streams_.push_back(std::make_unique<StreamProjector>(
+        source_, stream,
+        std::make_unique<PgSink>(log.id(), stream,
+                                 std::make_unique<TableCursor>(log.id(), StreamName(stream)),
+                                 std::move(sink)),
+        options, [this] { Publish(); }));
   }
 }
 
@@ -101,12 +64,18 @@ Status Projector::status() const {
   return st;
 }
 
-StreamProjector::StreamProjector(Projector& owner, wal::Log& log, Stream stream, Options options)
-    : owner_(owner),
-      log_(log),
-      stream_(stream),
-      name_(StreamName(stream)),
-      options_(std::move(options)) {}
+StreamProjector::StreamProjector(const Source& source, Stream stream, std::unique_ptr<Sink> sink,
+                                 Options options, std::function<void()> moved)
+    : source_(source),
+      sink_(std::move(sink)),
+      options_(std::move(options)),
+      moved_(std::move(moved)),
+      loop_(source, stream, *sink_, {options_.chunk_records, options_.chunk_bytes},
+            [this](uint64_t position) {
+              projected_seq_ = position;
+              quarantined_ = loop_.quarantined();
+              if (moved_) moved_();
+            }) {}
 
 StreamProjector::~StreamProjector() {
   Stop();
@@ -121,18 +90,13 @@ void StreamProjector::RequestStop(pg::Clock::time_point abandon_at) {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
-  interrupter_.InterruptAt(abandon_at);
+  sink_->AbandonAt(abandon_at);
   cv_.notify_all();
 }
 
 void StreamProjector::Stop() {
   RequestStop(pg::Clock::time_point::max());
   if (thread_.joinable()) thread_.join();
-}
-
-void StreamProjector::Publish() {
-  projected_seq_ = cursor_;
-  owner_.Publish();
 }
 
 void StreamProjector::SleepFor(std::chrono::milliseconds d) {
@@ -149,277 +113,64 @@ void StreamProjector::Run() {
     }
     attempts_++;  // observable progress for tests (StreamStatus::attempts)
     try {
-      if (!conn_ && !Connect()) {
+      if (!loop_.IsOpen() && !Connect()) {
         SleepFor(backoff);
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
       }
-      bool idle = false;
-      {
-        // A PostgreSQL that stops answering mid-chunk ends the chunk as an outage.
-        pg::CallGuard guard(*conn_, options_.session.call_deadline(), &interrupter_);
-        idle = !Step();
-        SetHalted({});
-        if (idle) StoreCursor();  // the stored cursor catches up with records skipped in memory
+      const bool idle = !loop_.Step();
+      SetHalted({});
+      if (idle) {
+        loop_.StoreCursor();  // the stored cursor catches up with records moved over in memory
+        source_.WaitBeyond(loop_.position(), std::chrono::milliseconds(200));
       }
-      if (idle) log_.WaitForAppend(cursor_, std::chrono::milliseconds(200));
       backoff = options_.min_backoff;
     } catch (const CursorFenced& e) {
-      spdlog::warn("projector[{}]: {}; reloading", name_, e.what());
-      DropPrefetch();
-      conn_.reset();
+      spdlog::warn("projector[{}]: {}; reloading", loop_.name(), e.what());
+      loop_.Close();
     } catch (const Halted& e) {
       // Not PostgreSQL's fault: the connection stays, and status says why the stream stopped.
-      if (SetHalted(e.what())) spdlog::error("projector[{}]: {}", name_, e.what());
-      DropPrefetch();
+      if (SetHalted(e.what())) spdlog::error("projector[{}]: {}", loop_.name(), e.what());
+      loop_.DropPrefetch();
       SleepFor(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
     } catch (const std::exception& e) {
-      spdlog::warn("projector[{}]: {} (retrying in {} ms)", name_, e.what(), backoff.count());
-      DropPrefetch();
+      spdlog::warn("projector[{}]: {} (retrying in {} ms)", loop_.name(), e.what(),
+                   backoff.count());
+      loop_.Close();
       database_up_ = false;
-      conn_.reset();
       SleepFor(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
-  DropPrefetch();
+  loop_.DropPrefetch();
   try {
-    if (conn_) {
-      pg::CallGuard guard(*conn_, options_.session.call_deadline(), &interrupter_);
-      StoreCursor();  // a clean stop leaves the stored cursor where the stream is
-    }
+    loop_.StoreCursor();  // a clean stop leaves the stored cursor where the stream is
   } catch (const std::exception& e) {
-    spdlog::warn("projector[{}]: cursor not stored at stop: {}", name_, e.what());
+    spdlog::warn("projector[{}]: cursor not stored at stop: {}", loop_.name(), e.what());
   }
-  conn_.reset();
-}
-
-void StreamProjector::DropPrefetch() {
-  if (next_.valid()) next_.wait();  // its thread reads the log: let it finish first
-  next_ = {};
+  loop_.Close();
 }
 
 bool StreamProjector::Connect() {
   try {
-    auto conn = pg::Connect(options_.database_url, options_.session, &interrupter_);
-    pg::CallGuard guard(*conn, options_.session.call_deadline(), &interrupter_);
-    ApplyMigrations(*conn);
-    pqxx::work txn(*conn);
-    txn.exec_params(
-        "INSERT INTO projector_cursors (wal_id, stream, seq) VALUES ($1::uuid, $2, 0) "
-        "ON CONFLICT (wal_id, stream) DO NOTHING",
-        log_.id().ToString(), name_);
-    const auto row = txn.exec_params1(
-        "SELECT seq FROM projector_cursors WHERE wal_id = $1::uuid AND stream = $2",
-        log_.id().ToString(), name_);
-    const auto quarantined = txn.exec_params1(
-        "SELECT count(*) FROM projector_quarantine WHERE wal_id = $1::uuid AND stream = $2",
-        log_.id().ToString(), name_);
-    txn.commit();
-    cursor_ = stored_cursor_ = row[0].as<uint64_t>();
-    stored_at_ = std::chrono::steady_clock::now();
-    quarantined_ = quarantined[0].as<uint64_t>();
-    PrepareFoldStatements(*conn);
-    if (stream_ == Stream::kMetrics) {
-      if (const uint64_t points = RebuildRollupsIfMissing(*conn); points > 0) {
-        spdlog::info("projector[{}]: rebuilt metric rollups from {} stored points", name_, points);
-      }
-    }
-    conn_ = std::move(conn);
+    loop_.Open();
     loaded_ = true;
-    Publish();
+    if (moved_) moved_();  // the owner counts this stream's position from now on
     database_up_ = true;
     reported_down_ = false;
-    spdlog::info("projector[{}]: connected; WAL {} projected up to {}", name_, log_.id().ToString(),
-                 cursor_);
+    spdlog::info("projector[{}]: connected; WAL {} projected up to {}", loop_.name(),
+                 source_.id().ToString(), loop_.position());
     return true;
   } catch (const std::exception& e) {
     // Logged once per outage, not on every retry.
-    if (!reported_down_)
-      spdlog::warn("projector[{}]: cannot reach PostgreSQL: {}", name_, e.what());
+    if (!reported_down_) {
+      spdlog::warn("projector[{}]: cannot reach PostgreSQL: {}", loop_.name(), e.what());
+    }
     reported_down_ = true;
     database_up_ = false;
     return false;
   }
-}
-
-StreamProjector::Batch StreamProjector::Load(uint64_t after) const {
-  const auto t0 = std::chrono::steady_clock::now();
-  Batch batch;
-  batch.after = after;
-  batch.to = after;
-  auto entries = log_.Read(after, options_.chunk_records, options_.chunk_bytes);
-  if (!entries) throw Halted(after + 1, "the WAL cannot be read: " + entries.error().message);
-  if (entries->empty()) return batch;
-  if (entries->front().seq != after + 1) {
-    // Records below the first retained one were trimmed; only possible if the cursor row was
-    // reset by hand. Resume from what the log still has.
-    spdlog::error("projector[{}]: WAL has no record {} (next is {}); skipping the gap", name_,
-                  after + 1, entries->front().seq);
-  }
-  batch.to = entries->back().seq;
-  const auto own = stream_ == Stream::kTraces ? schema::RecordKind::kTraceBatch
-                                              : schema::RecordKind::kMetricBatch;
-  for (auto& e : *entries) {
-    const auto kind = schema::PeekRecordKind(e.bytes);
-    if (!kind) throw Halted(e.seq, "the record cannot be decoded: " + kind.error().message);
-    if (*kind == own) batch.mine.push_back(std::move(e));
-  }
-  batch.prepared = Prepare(batch.mine);
-  batch.prepare_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return batch;
-}
-
-PreparedChunkPtr StreamProjector::Prepare(const std::vector<wal::Entry>& entries) const {
-  std::vector<schema::WalRecord> decoded;
-  decoded.reserve(entries.size());
-  for (const auto& e : entries) {
-    auto record = schema::DecodeRecord(e.bytes);
-    if (!record) throw Halted(e.seq, "the record cannot be decoded: " + record.error().message);
-    decoded.push_back(std::move(*record));
-  }
-  std::vector<SequencedRecord> records;
-  records.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) records.push_back({entries[i].seq, &decoded[i]});
-  return PrepareChunk(records, log_.id());
-}
-
-bool StreamProjector::Step() {
-  if (!next_.valid()) {
-    if (log_.LastSequence() <= cursor_) return false;
-    next_ = std::async(std::launch::async, [this, after = cursor_] { return Load(after); });
-  }
-  Batch batch = next_.get();
-  if (batch.after != cursor_) return true;  // read for another position (cannot happen): reload
-  if (batch.to == batch.after) return false;
-  // The next chunk is read and prepared on another thread while this one's statements run.
-  if (log_.LastSequence() > batch.to) {
-    next_ = std::async(std::launch::async, [this, after = batch.to] { return Load(after); });
-  }
-  try {
-    Apply(batch);
-  } catch (const std::exception& e) {
-    if (ClassifyFailure(e) != FailureKind::kData) throw;
-    spdlog::warn("projector[{}]: records {}..{} refused ({}); isolating the record responsible",
-                 name_, batch.after + 1, batch.to, e.what());
-    const std::span<const wal::Entry> mine(batch.mine);
-    const size_t half = mine.size() / 2;
-    if (half == 0) {
-      Isolate(mine, batch.to);
-    } else {
-      Isolate(mine.first(half), mine[half - 1].seq);
-      Isolate(mine.subspan(half), batch.to);
-    }
-  }
-  return true;
-}
-
-void StreamProjector::AdvanceCursor(pqxx::transaction_base& txn, uint64_t to) {
-  const auto result = txn.exec_params(
-      "UPDATE projector_cursors SET seq = $1, updated_at = now() "
-      "WHERE wal_id = $2::uuid AND stream = $3 AND seq = $4",
-      to, log_.id().ToString(), name_, stored_cursor_);
-  if (result.affected_rows() != 1) throw CursorFenced();
-}
-
-void StreamProjector::Stored(uint64_t to) {
-  cursor_ = stored_cursor_ = to;
-  stored_at_ = std::chrono::steady_clock::now();
-  Publish();
-}
-
-void StreamProjector::StoreCursor() {
-  if (!conn_ || stored_cursor_ == cursor_) return;
-  pqxx::work txn(*conn_);
-  AdvanceCursor(txn, cursor_);
-  txn.commit();
-  Stored(cursor_);
-}
-
-void StreamProjector::Apply(Batch& batch) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  if (batch.mine.empty() && batch.to - stored_cursor_ < kLazyCursorRecords &&
-      t0 - stored_at_ < kLazyCursorInterval) {
-    // Only the other kind's records: nothing to write but the cursor, and under mixed live
-    // traffic that would be a commit per chunk. The stream moves on in memory; the stored
-    // cursor follows within these bounds, or when the log goes idle. Re-reading the skipped
-    // records after a crash finds nothing to do in them again.
-    cursor_ = batch.to;
-    Publish();
-    return;
-  }
-  pqxx::work txn(*conn_);
-  std::set<TraceKey> touched;
-  auto t1 = t0;
-  try {
-    ApplyChunk(txn, *batch.prepared, touched, series_, &rollups_);
-    t1 = Clock::now();
-    RefreshTraceAggregates(txn, touched);
-    AdvanceCursor(txn, batch.to);
-    txn.commit();
-  } catch (...) {
-    // What this transaction learnt or wrote is gone with it.
-    series_.Abandon();
-    rollups_.Abandon();
-    throw;
-  }
-  series_.Commit();
-  rollups_.Commit();
-  const auto t2 = Clock::now();
-  Stored(batch.to);
-  const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  spdlog::debug(
-      "projector[{}]: {} records to {}: prepare {:.1f} ms (beside the previous chunk), "
-      "fold {:.1f} ms, aggregates and commit {:.1f} ms",
-      name_, batch.mine.size(), cursor_, batch.prepare_ms, ms(t1 - t0), ms(t2 - t1));
-}
-
-void StreamProjector::Isolate(std::span<const wal::Entry> entries, uint64_t to) {
-  // Folds `entries` and moves the cursor to `to` in one transaction; when PostgreSQL refuses the
-  // rows, bisects: a refused chunk of n records costs about 2 log2(n) transactions to find its
-  // one bad record, and the good ones around it are folded in as few transactions as possible.
-  Batch batch;
-  batch.after = cursor_;
-  batch.to = to;
-  batch.mine.assign(entries.begin(), entries.end());
-  batch.prepared = Prepare(batch.mine);
-  try {
-    Apply(batch);
-    return;
-  } catch (const std::exception& e) {
-    if (ClassifyFailure(e) != FailureKind::kData || entries.empty()) throw;
-    if (entries.size() == 1) {
-      Quarantine(entries.front(), e);
-      if (cursor_ < to) Isolate({}, to);  // past the other kind's records after it
-      return;
-    }
-  }
-  const size_t half = entries.size() / 2;
-  Isolate(entries.first(half), entries[half - 1].seq);
-  Isolate(entries.subspan(half), to);
-}
-
-void StreamProjector::Quarantine(const wal::Entry& entry, const std::exception& error) {
-  // The record alone is refused: set it aside with its bytes and the error, so its neighbours
-  // are not held back. It stays in projector_quarantine until xtrace-replay --quarantined
-  // projects it (after an upgrade that accepts it) or an operator deletes it.
-  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
-  const std::string sqlstate = sql != nullptr ? sql->sqlstate() : "";
-  spdlog::error("projector[{}]: WAL record {} refused by PostgreSQL, quarantined: {}", name_,
-                entry.seq, error.what());
-  pqxx::work txn(*conn_);
-  txn.exec_params(
-      "INSERT INTO projector_quarantine (wal_id, seq, stream, sqlstate, error, record) "
-      "VALUES ($1::uuid, $2, $3, $4, $5, decode($6, 'hex')) ON CONFLICT DO NOTHING",
-      log_.id().ToString(), entry.seq, name_, sqlstate, std::string(error.what()),
-      Hex(entry.bytes));
-  AdvanceCursor(txn, entry.seq);
-  txn.commit();
-  Stored(entry.seq);
-  quarantined_++;
 }
 
 bool StreamProjector::SetHalted(std::string reason) {

@@ -4,11 +4,19 @@
 //   xtrace-replay --wal-dir DIR --database-url URL --rebuild   (projections and rollups)
 //   xtrace-replay --wal-dir DIR --dry-run [--from-seq N] [--to-seq M]
 //   xtrace-replay --database-url URL --quarantined   (records the projector set aside)
+//   xtrace-replay --database-url URL --derived       (rollups and aggregates from base rows)
 //
-// Safe while the server runs: the WAL is opened read-only, the server's projector cursor is never
-// read or written, and re-applying a record the projection already holds changes nothing (rows
-// remember the last record applied to them), so replay and server can overlap.
+// Records are folded by the server's own projection loop (projector/stream.hpp): the same
+// streams, chunks, quarantine of records PostgreSQL refuses and halt at a record that does not
+// decode. Only the cursor differs: a replay starts where it is told and never reads or writes
+// the server's.
+//
+// Safe while the server runs: the WAL is opened read-only, and re-applying a record the
+// projection already holds changes nothing (rows remember the last record applied to them), so
+// replay and server can overlap.
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <pqxx/binarystring>
@@ -16,29 +24,36 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <optional>
-#include <set>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
 
 #include "pg/session.hpp"
 #include "pg/watchdog.hpp"
+#include "projector/cursor.hpp"
 #include "projector/fold.hpp"
-#include "projector/migrator.hpp"
-#include "schema/codec.hpp"
+#include "projector/pg_sink.hpp"
+#include "projector/source.hpp"
+#include "projector/stream.hpp"
 #include "wal/reader.hpp"
 
 using namespace xtrace;
+using projector::Stream;
 
 namespace {
 
-constexpr size_t kChunk = 512;
-
+// A bar on a terminal for the records both streams have gone past; nothing otherwise.
 class Progress {
  public:
   explicit Progress(uint64_t total) : total_(total), tty_(isatty(STDERR_FILENO) == 1) {}
   void Update(uint64_t done) {
     if (!tty_ || total_ == 0) return;
+    std::lock_guard lock(mu_);
     const int width = 40;
     const int filled = static_cast<int>(width * done / total_);
     std::fprintf(stderr, "\r[%s%s] %llu/%llu",
@@ -54,6 +69,7 @@ class Progress {
  private:
   uint64_t total_;
   bool tty_;
+  std::mutex mu_;
 };
 
 int Fail(const std::string& message) {
@@ -61,24 +77,128 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+pg::Session ToolSession() {
+  return pg::SessionFor(pg::Role::kTool);
+}
+
+// The tool's own connection (emptying the projections, --derived, reading the quarantine):
+// migrated, the fold statements prepared, and every call on it watched (pg/watchdog.hpp) for as
+// long as it lives.
+struct Database {
+  explicit Database(const std::string& url)
+      : conn(projector::ConnectForProjection(url, ToolSession())),
+        guard(*conn, ToolSession().call_deadline()) {}
+  std::unique_ptr<pqxx::connection> conn;
+  pg::CallGuard guard;
+};
+
+// Folds nothing and stores nothing: --dry-run reads, decodes and prepares the records exactly as
+// a replay would, without a database.
+class DryRunSink final : public projector::Sink {
+ public:
+  explicit DryRunSink(uint64_t start) : start_(start) {}
+  Opened Open() override {
+    open_ = true;
+    return {start_, 0};
+  }
+  bool IsOpen() const override { return open_; }
+  void Close() override { open_ = false; }
+  void Fold(projector::Chunk&, uint64_t) override {}
+  void Quarantine(const wal::Entry&, const std::exception&, uint64_t) override {}
+  void AbandonAt(pg::Clock::time_point) override {}
+
+ private:
+  const uint64_t start_;
+  bool open_ = false;
+};
+
+// How the streams of one projection run ended.
+struct Outcome {
+  uint64_t records = 0;  // folded
+  uint64_t events = 0;
+  uint64_t quarantined = 0;
+  std::vector<std::string> halted;  // why each stream that halted did
+  bool unreadable = false;          // one halted because the log could not be read
+};
+
+// One stream's run to the end of the source: what the loop counted, and why it halted if it did.
+struct StreamRun {
+  projector::StreamLoop::Counts counts;
+  std::string halted;
+  bool unreadable = false;
+};
+
+// Projects `source` from `start` to its end on both streams at once, each with its own sink
+// (connection), as the server does. A sink failure that is not the rows' fault (the database
+// went away) is thrown.
+Outcome Project(const projector::Source& source, uint64_t start,
+                const std::function<std::unique_ptr<projector::Sink>(Stream)>& sink_for,
+                Progress* progress) {
+  constexpr size_t kCount = std::size(projector::kStreams);
+  std::array<std::atomic<uint64_t>, kCount> positions;
+  for (auto& p : positions) p = start;
+  const auto run = [&](size_t i) {
+    const Stream stream = projector::kStreams[i];
+    const auto sink = sink_for(stream);
+    projector::StreamLoop loop(source, stream, *sink, {}, [&, i](uint64_t position) {
+      positions[i] = position;
+      if (progress == nullptr) return;
+      uint64_t done = 0;
+      for (const auto& p : positions) done += p - start;
+      progress->Update(done);
+    });
+    StreamRun result;
+    try {
+      loop.Open();
+      while (loop.Step()) {
+      }
+    } catch (const projector::Halted& e) {
+      result.halted = std::string(loop.name()) + ": " + e.what();
+      result.unreadable = e.cause() == projector::Halted::Cause::kUnreadable;
+    }
+    result.counts = loop.counts();
+    return result;
+  };
+  std::vector<std::future<StreamRun>> runs;
+  for (size_t i = 0; i < kCount; ++i) runs.push_back(std::async(std::launch::async, run, i));
+  Outcome outcome;
+  std::exception_ptr failed;
+  for (auto& r : runs) {
+    try {  // every stream is waited for before anything is thrown
+      const StreamRun result = r.get();
+      outcome.records += result.counts.records;
+      outcome.events += result.counts.events;
+      outcome.quarantined += result.counts.quarantined;
+      if (!result.halted.empty()) outcome.halted.push_back(result.halted);
+      outcome.unreadable = outcome.unreadable || result.unreadable;
+    } catch (...) {
+      if (!failed) failed = std::current_exception();
+    }
+  }
+  if (failed) std::rethrow_exception(failed);
+  return outcome;
+}
+
+std::unique_ptr<projector::Sink> ToolSink(const std::string& database_url, const common::Uuid& id,
+                                          Stream stream, uint64_t start, bool forget_quarantined) {
+  projector::PgSinkOptions options{database_url, ToolSession(), forget_quarantined};
+  return std::make_unique<projector::PgSink>(
+      id, stream, std::make_unique<projector::ScratchCursor>(start), std::move(options));
+}
+
 // --derived: every rollup and aggregate recomputed from the base tables, e.g. after a bulk load
 // that wrote traces, observations or points directly.
 int RefreshDerived(const std::string& database_url) {
   try {
-    const pg::Session session = pg::SessionFor(pg::Role::kTool);
-    const auto owned = pg::Connect(database_url, session);
-    pqxx::connection& conn = *owned;
-    pg::CallGuard guard(conn, session.call_deadline());
-    projector::ApplyMigrations(conn);
-    projector::PrepareFoldStatements(conn);
+    Database db(database_url);
     const auto started = std::chrono::steady_clock::now();
     uint64_t points = 0;
     {
-      pqxx::work txn(conn);
+      pqxx::work txn(*db.conn);
       points = projector::RebuildRollups(txn);
       txn.commit();
     }
-    const uint64_t traces = projector::RefreshAllTraces(conn);
+    const uint64_t traces = projector::RefreshAllTraces(*db.conn);
     std::printf("derived data recomputed from %llu traces and %llu metric points in %.1f s\n",
                 static_cast<unsigned long long>(traces), static_cast<unsigned long long>(points),
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -88,68 +208,46 @@ int RefreshDerived(const std::string& database_url) {
   }
 }
 
-// --quarantined: folds every record in projector_quarantine again, each in its own transaction,
-// and removes those that succeed (typically after an upgrade that accepts what an older build's
-// PostgreSQL statements refused). Those still refused stay, with the new error. Re-applying is
-// safe in any order: rows remember the last record applied to them, so an old record never
-// overrides a newer one.
+// --quarantined: folds every record in projector_quarantine again through the projection loop,
+// each log's records as a source of their own, and removes the records folded in the same
+// transaction (typically after an upgrade that accepts what an older build's statements
+// refused). Those still refused stay, with the new error. Re-applying is safe in any order:
+// rows remember the last record applied to them, so an old record never overrides a newer one.
 int ReprojectQuarantined(const std::string& database_url) {
   try {
-    const pg::Session session = pg::SessionFor(pg::Role::kTool);
-    const auto owned = pg::Connect(database_url, session);
-    pqxx::connection& conn = *owned;
-    pg::CallGuard guard(conn, session.call_deadline());
-    projector::ApplyMigrations(conn);
-    projector::PrepareFoldStatements(conn);
-    pqxx::result rows;
+    std::map<std::string, std::vector<wal::Entry>> by_log;
+    uint64_t total = 0;
     {
-      pqxx::work txn(conn);
-      rows = txn.exec(
-          "SELECT wal_id::text, seq, record FROM projector_quarantine ORDER BY wal_id, seq");
+      Database db(database_url);
+      pqxx::work txn(*db.conn);
+      for (const auto& row :
+           txn.exec("SELECT wal_id::text, seq, record FROM projector_quarantine ORDER BY 1, 2")) {
+        by_log[row[0].as<std::string>()].push_back(
+            {row[1].as<uint64_t>(), pqxx::binarystring(row[2]).str()});
+        ++total;
+      }
       txn.commit();
     }
-    projector::SeriesCache series;
-    uint64_t projected = 0, refused = 0;
-    for (const auto& row : rows) {
-      const std::string wal_id = row[0].as<std::string>();
-      const auto seq = row[1].as<uint64_t>();
-      const auto id = common::Uuid::Parse(wal_id);
-      auto record = schema::DecodeRecord(pqxx::binarystring(row[2]).str());
-      if (!id || !record) {
-        std::fprintf(stderr, "xtrace-replay: quarantined record %s/%llu does not decode: %s\n",
-                     wal_id.c_str(), static_cast<unsigned long long>(seq),
-                     record ? "bad WAL id" : record.error().message.c_str());
-        ++refused;
-        continue;
-      }
-      try {
-        pqxx::work txn(conn);
-        std::set<projector::TraceKey> touched;
-        projector::FoldRecords(txn, {projector::SequencedRecord{seq, &*record}}, *id, touched,
-                               series);
-        projector::RefreshTraceAggregates(txn, touched);
-        txn.exec_params("DELETE FROM projector_quarantine WHERE wal_id = $1::uuid AND seq = $2",
-                        wal_id, seq);
-        txn.commit();
-        series.Commit();
-        ++projected;
-      } catch (const pqxx::sql_error& e) {
-        series.Abandon();
-        std::fprintf(stderr, "xtrace-replay: quarantined record %s/%llu still refused: %s\n",
-                     wal_id.c_str(), static_cast<unsigned long long>(seq), e.what());
-        pqxx::work txn(conn);
-        txn.exec_params(
-            "UPDATE projector_quarantine SET sqlstate = $3, error = $4 "
-            "WHERE wal_id = $1::uuid AND seq = $2",
-            wal_id, seq, e.sqlstate(), std::string(e.what()));
-        txn.commit();
-        ++refused;
+    uint64_t projected = 0;
+    bool halted = false;
+    for (auto& [wal_id, entries] : by_log) {
+      const common::Uuid id = *common::Uuid::Parse(wal_id);
+      // The sequences of one log's quarantined records have gaps; each stream takes the records
+      // of its kind, whichever stream quarantined them.
+      const projector::MemorySource source(id, std::move(entries), /*dense=*/false);
+      const Outcome outcome = Project(
+          source, 0, [&](Stream stream) { return ToolSink(database_url, id, stream, 0, true); },
+          nullptr);
+      projected += outcome.records;
+      for (const auto& why : outcome.halted) {
+        std::fprintf(stderr, "xtrace-replay: log %s: %s\n", wal_id.c_str(), why.c_str());
+        halted = true;
       }
     }
     std::printf("quarantined records: %llu projected and removed, %llu still refused\n",
                 static_cast<unsigned long long>(projected),
-                static_cast<unsigned long long>(refused));
-    return refused == 0 ? 0 : 1;
+                static_cast<unsigned long long>(total - projected));
+    return projected == total && !halted ? 0 : 1;
   } catch (const std::exception& e) {
     return Fail(std::string("re-projecting quarantined records failed: ") + e.what());
   }
@@ -176,6 +274,10 @@ int main(int argc, char** argv) {
                "fold the records the projector quarantined again and remove those that succeed "
                "(after an upgrade); no WAL needed");
   CLI11_PARSE(app, argc, argv);
+  // What the projection loop reports (a record quarantined, a gap) goes to stderr as the tool's
+  // own lines.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("xtrace-replay"));
+  spdlog::set_pattern("xtrace-replay: %v");
   if (quarantined) {
     if (database_url.empty()) return Fail("--quarantined needs --database-url");
     if (rebuild || dry_run || derived || !wal_dir.empty()) {
@@ -209,91 +311,52 @@ int main(int argc, char** argv) {
                 std::to_string(last));
   }
 
-  std::unique_ptr<pqxx::connection> conn;
-  // Watches every call on the connection (pg/watchdog.hpp); ends before the connection does.
-  std::optional<pg::CallGuard> guard;
-  const pg::Session session = pg::SessionFor(pg::Role::kTool);
   if (!dry_run) {
     try {
-      conn = pg::Connect(database_url, session);
-      guard.emplace(*conn, session.call_deadline());
-      projector::ApplyMigrations(*conn);
-      projector::PrepareFoldStatements(*conn);
+      Database db(database_url);
+      if (rebuild) {
+        if (first > 1) {
+          std::fprintf(stderr,
+                       "xtrace-replay: warning: records 1..%llu were trimmed from this WAL; the "
+                       "rebuilt projections lack them\n",
+                       static_cast<unsigned long long>(first - 1));
+        }
+        projector::EmptyProjections(*db.conn);
+      }
     } catch (const std::exception& e) {
       return Fail(std::string("cannot use the database: ") + e.what());
-    }
-    if (rebuild) {
-      if (first > 1) {
-        std::fprintf(stderr,
-                     "xtrace-replay: warning: records 1..%llu were trimmed from this WAL; the "
-                     "rebuilt projections lack them\n",
-                     static_cast<unsigned long long>(first - 1));
-      }
-      pqxx::work txn(*conn);
-      // The epoch first: it waits for projector transactions holding cached series ids, and
-      // makes them start over once this commits.
-      txn.exec0("UPDATE projection_epoch SET epoch = epoch + 1");
-      txn.exec0(
-          "TRUNCATE traces, observations, metric_series, metric_points, metric_rollups, "
-          "trace_usage, trace_model_usage, daily_traces, daily_models");
-      txn.commit();
     }
   }
 
   const auto started = std::chrono::steady_clock::now();
-  Progress progress(to - from + 1);
-  projector::SeriesCache series;
-  uint64_t records = 0, events = 0, undecodable = 0, cursor = from - 1;
-  while (cursor < to) {
-    auto page = (*reader)->Read(cursor, std::min<uint64_t>(kChunk, to - cursor));
-    if (!page) return Fail(page.error().message);
-    if (page->empty()) break;
-    std::vector<schema::WalRecord> decoded;
-    std::vector<uint64_t> decoded_seqs;  // an undecodable record leaves a gap
-    std::vector<projector::SequencedRecord> batch;
-    decoded.reserve(page->size());
-    for (const auto& e : *page) {
-      auto rec = schema::DecodeRecord(e.bytes);
-      if (!rec) {
-        std::fprintf(stderr, "xtrace-replay: record %llu does not decode: %s\n",
-                     static_cast<unsigned long long>(e.seq), rec.error().message.c_str());
-        ++undecodable;
-        continue;
-      }
-      if (const auto* b = std::get_if<schema::TraceBatch>(&rec->events)) {
-        events += (b->trace ? 1 : 0) + b->observations.size();
-      } else {
-        events += std::get<schema::MetricBatch>(rec->events).points.size();
-      }
-      decoded.push_back(std::move(*rec));
-      decoded_seqs.push_back(e.seq);
-    }
-    for (size_t d = 0; d < decoded.size(); ++d) batch.push_back({decoded_seqs[d], &decoded[d]});
-    if (conn) {
-      try {
-        pqxx::work txn(*conn);
-        std::set<projector::TraceKey> touched;
-        projector::FoldRecords(txn, batch, (*reader)->id(), touched, series);
-        projector::RefreshTraceAggregates(txn, touched);
-        txn.commit();
-        series.Commit();
-      } catch (const std::exception& e) {
-        progress.Finish();
-        return Fail("applying records " + std::to_string(page->front().seq) + ".." +
-                    std::to_string(page->back().seq) + " failed: " + e.what());
-      }
-    }
-    records += page->size();
-    cursor = page->back().seq;
-    progress.Update(cursor - from + 1);
+  const projector::ReaderSource source(**reader, to);
+  Progress progress(2 * (to - from + 1));
+  Outcome outcome;
+  try {
+    outcome = Project(
+        source, from - 1,
+        [&](Stream stream) -> std::unique_ptr<projector::Sink> {
+          if (dry_run) return std::make_unique<DryRunSink>(from - 1);
+          return ToolSink(database_url, source.id(), stream, from - 1, false);
+        },
+        &progress);
+  } catch (const std::exception& e) {
+    progress.Finish();
+    return Fail(std::string("projecting records failed: ") + e.what());
   }
   progress.Finish();
+  for (const auto& why : outcome.halted) std::fprintf(stderr, "xtrace-replay: %s\n", why.c_str());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::string notes;
+  if (outcome.quarantined > 0) notes += ", " + std::to_string(outcome.quarantined) + " quarantined";
+  if (!outcome.halted.empty()) notes += ", halted";
   std::printf("%s %llu records (%llu events) %llu..%llu in %.1f s%s\n",
               dry_run ? "decoded" : (rebuild ? "rebuilt from" : "replayed"),
-              static_cast<unsigned long long>(records), static_cast<unsigned long long>(events),
+              static_cast<unsigned long long>(outcome.records),
+              static_cast<unsigned long long>(outcome.events),
               static_cast<unsigned long long>(from), static_cast<unsigned long long>(to), seconds,
-              undecodable ? (", " + std::to_string(undecodable) + " undecodable").c_str() : "");
-  return undecodable == 0 ? 0 : 1;
+              notes.c_str());
+  if (outcome.unreadable) return 2;
+  return outcome.halted.empty() && outcome.quarantined == 0 ? 0 : 1;
 }

@@ -53,14 +53,18 @@ uint64_t Reader::DiskBytes() const {
   return total;
 }
 
-common::Result<std::vector<Entry>> Reader::Read(uint64_t after, size_t max_records) const {
+common::Result<std::vector<Entry>> Reader::Read(uint64_t after, size_t max_records,
+                                                size_t max_bytes) const {
   std::vector<Entry> out;
   const std::string lower = SequenceKey(after + 1);
   rocksdb::Slice lower_slice(lower);
   rocksdb::ReadOptions ro;
   ro.iterate_lower_bound = &lower_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[0]));
+  size_t bytes = 0;
   for (it->Seek(lower_slice); it->Valid() && out.size() < max_records; it->Next()) {
+    if (!out.empty() && bytes + it->value().size() > max_bytes) break;
+    bytes += it->value().size();
     out.push_back({SequenceFromKey(it->key().ToStringView()), it->value().ToString()});
   }
   if (!it->status().ok()) {

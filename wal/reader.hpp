@@ -25,8 +25,10 @@ class Reader {
   uint64_t LastSequence() const { return last_seq_; }    // 0 when empty
   uint64_t DiskBytes() const;
 
-  // Records with sequence > after, in order, at most max_records.
-  common::Result<std::vector<Entry>> Read(uint64_t after, size_t max_records) const;
+  // Records with sequence > after, in order, at most max_records, stopping early once max_bytes
+  // have been gathered (at least one record is returned when one exists). Thread-safe.
+  common::Result<std::vector<Entry>> Read(uint64_t after, size_t max_records,
+                                          size_t max_bytes = SIZE_MAX) const;
 
  private:
   Reader() = default;

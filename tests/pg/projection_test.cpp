@@ -508,6 +508,47 @@ TEST_F(ProjectionTest, QuarantinedRecordsAreProjectedByReplayOnceAccepted) {
   EXPECT_EQ(left[0][0].as<int>(), 3);
 }
 
+TEST_F(ProjectionTest, ReplayQuarantinesAndHaltsAtTheRecordsTheServerDoes) {
+  // Replay runs the server's projection loop: a record PostgreSQL refuses is quarantined, and a
+  // record that does not decode halts both, at the same places.
+  Ingest(TraceBody(R"(,"name":"first")"));
+  AppendRaw(*log_, RawTrace(NumberedId(8), [](schema::TraceEvent& t) { t.input_json = "{x"; }));
+  Ingest(TraceBody(R"(,"name":"second")"));
+  std::promise<void> done;
+  log_->Append(std::string(64, '\x01'), [&](common::Result<uint64_t>) { done.set_value(); });
+  done.get_future().get();
+  Ingest(TraceBody(R"(,"name":"third")"));
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const auto& s : projector_->status().streams) {
+      if (s.name == "traces" && s.halted.empty()) return false;
+    }
+    return projector_->status().quarantined_records == 1;
+  })) << "the server did not quarantine record 2 and halt at record 4";
+
+  TestDatabase rebuilt;
+  const auto run =
+      testing::RunCommand(std::string(XTRACE_REPLAY_BIN) + " --wal-dir '" + dir_.path() +
+                          "' --database-url '" + rebuilt.url() + "' --rebuild");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("1 quarantined"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("halted at WAL record 4: the record cannot be decoded"),
+            std::string::npos)
+      << run.output;
+  const auto state = [](const std::string& url) {
+    pqxx::connection conn(url);
+    pqxx::work txn(conn);
+    return txn
+        .exec1(
+            "SELECT (SELECT string_agg(id || '=' || coalesce(name, ''), ',' ORDER BY id) "
+            "FROM traces) || ' / ' || (SELECT string_agg(seq || ':' || stream || ':' || sqlstate, "
+            "',' ORDER BY seq) FROM projector_quarantine)")[0]
+        .as<std::string>();
+  };
+  EXPECT_EQ(state(rebuilt.url()), state(db_.url()));
+  EXPECT_NE(state(rebuilt.url()).find("=second / 2:traces:22P02"), std::string::npos)
+      << state(rebuilt.url());
+}
+
 TEST_F(ProjectionTest, DerivedFieldsFillWhatTheClientDidNotSend) {
   const std::string t = kTrace;
   // Start in one event, end and usage in a later partial update: derived from the merged row.
