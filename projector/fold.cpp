@@ -41,22 +41,18 @@ Param Json(const OptString& s) {
 std::string Text(const std::string& s) {
   return SanitizeText(s);
 }
-Param Time(const std::optional<common::TimePoint>& t) {
+Param Time(const schema::Field<common::TimePoint>& t) {
   if (!t) return std::nullopt;
   return common::FormatRfc3339(*t);
 }
-Param Uuid(const std::optional<common::Uuid>& u) {
-  if (!u) return std::nullopt;
-  return u->ToString();
-}
 template <class Number>
-Param Num(const std::optional<Number>& n) {
+Param Num(const schema::Field<Number>& n) {
   if (!n) return std::nullopt;
   char buf[64];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *n);
   return std::string(buf, end);
 }
-Param Bool(const std::optional<bool>& b) {
+Param Bool(const schema::Field<bool>& b) {
   if (!b) return std::nullopt;
   return *b ? "true" : "false";
 }
@@ -491,7 +487,7 @@ class Columns {
 };
 
 // The tags array as a JSON array text (one jsonb element per row: rows' arrays differ in length).
-Param TagsJson(const std::optional<std::vector<std::string>>& tags) {
+Param TagsJson(const schema::Field<std::vector<std::string>>& tags) {
   if (!tags) return std::nullopt;
   boost::json::array a;
   for (const auto& t : *tags) a.emplace_back(boost::json::string(SanitizeText(t)));
@@ -505,9 +501,9 @@ struct Wave {
 
 void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t,
               const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
-  touched.insert({Text(t.project_id.value_or(rec.project_id)), t.id.ToString()});
+  touched.insert({Text(t.project_id.value_or(rec.project_id)), t.id});
   w.traces.AddRow({Text(t.project_id.value_or(rec.project_id)),
-                   t.id.ToString(),
+                   t.id,
                    Time(t.timestamp),
                    Time(rec.received_at),
                    Text(t.environment.value_or(rec.environment)),
@@ -534,7 +530,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
                     const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
   const std::string project = Text(o.project_id.value_or(rec.project_id));
   const std::string environment = Text(o.environment.value_or(rec.environment));
-  const std::string trace_id = o.trace_id.ToString();
+  const std::string& trace_id = o.trace_id;
   const auto [key, added] = touched.insert({project, trace_id});
   // A trace with an event of its own in this chunk needs no placeholder: the event creates the
   // row as a placeholder replaced by it would end up, so the row is written once.
@@ -543,7 +539,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
         {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
   }
   w.observations.AddRow({project,
-                         o.id.ToString(),
+                         o.id,
                          trace_id,
                          Text(o.type),
                          environment,
@@ -559,7 +555,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
                          Json(o.metadata_json),
                          Text(o.level),
                          Text(o.status_message),
-                         Uuid(o.parent_observation_id),
+                         Text(o.parent_observation_id),
                          Text(o.prompt_id),
                          Text(o.prompt_name),
                          Text(o.prompt_version),
@@ -1064,10 +1060,12 @@ PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   std::set<TraceKey> chunk_traces;  // traces with an event of their own in this chunk
   for (const auto& [seq, record] : records) {
-    if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events);
-        batch && batch->trace) {
-      chunk_traces.insert({Text(batch->trace->project_id.value_or(record->project_id)),
-                           batch->trace->id.ToString()});
+    if (const auto* batch = std::get_if<schema::EntityBatch>(&record->events)) {
+      for (const auto& event : batch->events) {
+        if (const auto* t = std::get_if<schema::TraceEvent>(&event)) {
+          chunk_traces.insert({Text(t->project_id.value_or(record->project_id)), t->id});
+        }
+      }
     }
   }
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
@@ -1077,22 +1075,24 @@ PreparedChunkPtr PrepareChunk(const std::vector<SequencedRecord>& records,
   };
   auto& touched = chunk->touched;
   for (const auto& [seq, record] : records) {
-    if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events)) {
+    if (const auto* batch = std::get_if<schema::EntityBatch>(&record->events)) {
       // One record may name an entity more than once (a batch listing the same observation
       // twice): each event gets its own position, so the provenance check orders them too.
-      uint64_t position = EventPosition(seq, 0);
-      if (batch->trace) {
-        const auto& t = *batch->trace;
-        AddTrace(wave_for(trace_occurrences,
-                          {Text(t.project_id.value_or(record->project_id)), t.id.ToString()}),
-                 *record, t, wal, position, touched);
-      }
-      for (size_t i = 0; i < batch->observations.size(); ++i) {
-        const auto& o = batch->observations[i];
-        position = EventPosition(seq, i + 1);
-        AddObservation(wave_for(observation_occurrences,
-                                {Text(o.project_id.value_or(record->project_id)), o.id.ToString()}),
-                       placeholders, chunk_traces, *record, o, wal, position, touched);
+      for (size_t i = 0; i < batch->events.size(); ++i) {
+        const uint64_t position = EventPosition(seq, schema::PositionOf(*record, i));
+        if (const auto* t = std::get_if<schema::TraceEvent>(&batch->events[i])) {
+          AddTrace(wave_for(trace_occurrences,
+                            {Text(t->project_id.value_or(record->project_id)), t->id}),
+                   *record, *t, wal, position, touched);
+        } else if (const auto* o = std::get_if<schema::ObservationEvent>(&batch->events[i])) {
+          AddObservation(wave_for(observation_occurrences,
+                                  {Text(o->project_id.value_or(record->project_id)), o->id}),
+                         placeholders, chunk_traces, *record, *o, wal, position, touched);
+        } else {
+          // Scores and deletions come with the front doors that send them; no build writes
+          // them before it can fold them, so one here is from a newer build.
+          throw UnfoldableRecord(seq, "score and deletion events are not projected by this build");
+        }
       }
     } else if (const auto* metrics = std::get_if<schema::MetricBatch>(&record->events)) {
       AddMetrics(chunk->metrics, *record, *metrics);

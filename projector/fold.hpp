@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,17 @@
 #include "schema/events.hpp"
 
 namespace xtrace::projector {
+
+// A record holding events this build cannot fold (a newer build wrote it). Skipping it would
+// lose acknowledged events, so whoever folds must stop at it.
+class UnfoldableRecord : public std::runtime_error {
+ public:
+  UnfoldableRecord(uint64_t seq, const std::string& why) : std::runtime_error(why), seq_(seq) {}
+  uint64_t seq() const { return seq_; }
+
+ private:
+  uint64_t seq_;
+};
 
 // Prepares the statements Fold uses; call once per connection.
 void PrepareFoldStatements(pqxx::connection& conn);

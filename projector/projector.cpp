@@ -259,8 +259,8 @@ StreamProjector::Batch StreamProjector::Load(uint64_t after) const {
                   after + 1, entries->front().seq);
   }
   batch.to = entries->back().seq;
-  const auto own = stream_ == Stream::kTraces ? schema::RecordKind::kTraceBatch
-                                              : schema::RecordKind::kMetricBatch;
+  const auto own =
+      stream_ == Stream::kTraces ? schema::RecordKind::kEntities : schema::RecordKind::kMetrics;
   for (auto& e : *entries) {
     const auto kind = schema::PeekRecordKind(e.bytes);
     if (!kind) throw Halted(e.seq, "the record cannot be decoded: " + kind.error().message);
@@ -283,7 +283,11 @@ PreparedChunkPtr StreamProjector::Prepare(const std::vector<wal::Entry>& entries
   std::vector<SequencedRecord> records;
   records.reserve(entries.size());
   for (size_t i = 0; i < entries.size(); ++i) records.push_back({entries[i].seq, &decoded[i]});
-  return PrepareChunk(records, log_.id());
+  try {
+    return PrepareChunk(records, log_.id());
+  } catch (const UnfoldableRecord& e) {
+    throw Halted(e.seq(), e.what());
+  }
 }
 
 bool StreamProjector::Step() {

@@ -260,8 +260,8 @@ int main(int argc, char** argv) {
         ++undecodable;
         continue;
       }
-      if (const auto* b = std::get_if<schema::TraceBatch>(&rec->events)) {
-        events += (b->trace ? 1 : 0) + b->observations.size();
+      if (const auto* b = std::get_if<schema::EntityBatch>(&rec->events)) {
+        events += b->events.size();
       } else {
         events += std::get<schema::MetricBatch>(rec->events).points.size();
       }

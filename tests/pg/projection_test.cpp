@@ -345,9 +345,9 @@ TEST_F(ProjectionTest, ARecordPostgresRejectsIsQuarantinedAloneAndItsNeighboursP
   poison.project_id = "default";
   poison.environment = "default";
   schema::TraceEvent bad;
-  bad.id = *common::Uuid::Parse("11111111-1111-4111-8111-111111111111");
+  bad.id = "11111111-1111-4111-8111-111111111111";
   bad.input_json = "{not json";
-  poison.events = schema::TraceBatch{bad, {}};
+  poison.events = schema::EntityBatch{{bad}};
   std::promise<void> done;
   log_->Append(schema::EncodeRecord(poison), [&](common::Result<uint64_t>) { done.set_value(); });
   done.get_future().get();
@@ -409,9 +409,9 @@ schema::WalRecord RawTrace(const std::string& id,
   record.project_id = "default";
   record.environment = "default";
   schema::TraceEvent t;
-  t.id = *common::Uuid::Parse(id);
+  t.id = id;
   f(t);
-  record.events = schema::TraceBatch{t, {}};
+  record.events = schema::EntityBatch{{t}};
   return record;
 }
 
