@@ -1,6 +1,6 @@
 #pragma once
 // The SQL migrations of schema/migrations/, compiled into the binary so a deployed server needs
-// no source tree. Applying them is the projector's job (projector/migrator.hpp).
+// no source tree. migrator.hpp applies them.
 
 #include <span>
 #include <string_view>

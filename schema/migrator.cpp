@@ -1,4 +1,4 @@
-#include "projector/migrator.hpp"
+#include "schema/migrator.hpp"
 
 #include <spdlog/spdlog.h>
 #include <pqxx/nontransaction>
@@ -6,11 +6,11 @@
 #include <pqxx/transaction>
 
 #include <set>
+#include <string>
 
-#include "projector/projector.hpp"
 #include "schema/migrations.hpp"
 
-namespace xtrace::projector {
+namespace xtrace::schema {
 namespace {
 
 // Arbitrary but fixed: every xtrace process migrating this database takes the same lock.
@@ -37,7 +37,7 @@ class AdvisoryLock {
 
 }  // namespace
 
-void ApplyMigrations(pqxx::connection& conn) {
+void ApplyMigrations(pqxx::connection& conn, int up_to) {
   AdvisoryLock lock(conn);
   {
     pqxx::work txn(conn);
@@ -47,7 +47,8 @@ void ApplyMigrations(pqxx::connection& conn) {
         " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
     txn.commit();
   }
-  for (const auto& m : schema::Migrations()) {
+  for (const auto& m : Migrations()) {
+    if (m.version > up_to) break;
     pqxx::work txn(conn);
     const auto done =
         txn.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version);
@@ -62,31 +63,18 @@ void ApplyMigrations(pqxx::connection& conn) {
 
 bool MigrationsPending(pqxx::connection& conn) {
   pqxx::nontransaction txn(conn);
-  if (txn.exec1("SELECT to_regclass('schema_migrations') IS NULL")[0].as<bool>()) return true;
+  if (txn.exec1("SELECT to_regclass('schema_migrations') IS NULL AS missing")["missing"]
+          .as<bool>()) {
+    return true;
+  }
   std::set<int> applied;
   for (const auto& row : txn.exec("SELECT version FROM schema_migrations")) {
-    applied.insert(row[0].as<int>());
+    applied.insert(row["version"].as<int>());
   }
-  for (const auto& m : schema::Migrations()) {
+  for (const auto& m : Migrations()) {
     if (!applied.contains(m.version)) return true;
   }
   return false;
 }
 
-StoredCursors LoadCursors(pqxx::connection& conn, const std::string& wal_id) {
-  pqxx::work txn(conn);
-  const auto rows =
-      txn.exec_params("SELECT stream, seq FROM projector_cursors WHERE wal_id = $1::uuid", wal_id);
-  StoredCursors out{UINT64_MAX, 0};
-  for (const Stream stream : kStreams) {
-    uint64_t seq = 0;  // a stream without a row has projected nothing yet
-    for (const auto& row : rows) {
-      if (row[0].as<std::string>() == StreamName(stream)) seq = row[1].as<uint64_t>();
-    }
-    out.least = std::min(out.least, seq);
-    out.furthest = std::max(out.furthest, seq);
-  }
-  return out;
-}
-
-}  // namespace xtrace::projector
+}  // namespace xtrace::schema
