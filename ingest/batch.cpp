@@ -22,7 +22,7 @@ schema::TraceEvent ReadTrace(FieldReader& f) {
   namespace lim = limits;
   schema::TraceEvent t;
   f.Require("id");
-  if (auto id = f.Uuid("id")) t.id = *id;
+  if (auto id = f.Uuid("id")) t.id = id->ToString();
   t.timestamp = f.Time("timestamp");
   t.name = f.Text("name", lim::kNameBytes);
   t.input_json = f.Json("input");
@@ -49,9 +49,9 @@ schema::ObservationEvent ReadObservation(FieldReader& f) {
   namespace lim = limits;
   schema::ObservationEvent o;
   f.Require("id");
-  if (auto id = f.Uuid("id")) o.id = *id;
+  if (auto id = f.Uuid("id")) o.id = id->ToString();
   f.Require("traceId");
-  if (auto id = f.Uuid("traceId")) o.trace_id = *id;
+  if (auto id = f.Uuid("traceId")) o.trace_id = id->ToString();
   o.type = f.String("type");
   o.name = f.Text("name", lim::kNameBytes);
   o.start_time = f.Time("startTime");
@@ -68,7 +68,7 @@ schema::ObservationEvent ReadObservation(FieldReader& f) {
   o.metadata_json = f.Json("metadata");
   o.level = f.String("level");
   o.status_message = f.String("statusMessage");
-  o.parent_observation_id = f.Uuid("parentObservationId");
+  if (auto id = f.Uuid("parentObservationId")) o.parent_observation_id = id->ToString();
   o.prompt_id = f.String("promptId");
   o.prompt_name = f.String("promptName");
   o.prompt_version = f.StringOrInteger("promptVersion");
@@ -109,11 +109,12 @@ common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const I
   if (!root) return root.error();
   const auto& obj = root->get_object();
 
-  schema::TraceBatch batch;
+  // The trace first, then its observations: the order in which the events apply.
+  schema::EntityBatch batch;
   if (const auto* trace = obj.if_contains("trace"); trace != nullptr && !trace->is_null()) {
     if (!trace->is_object()) return Error::InvalidField("trace", "trace must be an object");
     FieldReader f(trace->get_object(), "trace");
-    batch.trace = ReadTrace(f);
+    batch.events.emplace_back(ReadTrace(f));
     if (f.error()) return *f.error();
   }
   if (const auto* obs = obj.if_contains("observations"); obs != nullptr && !obs->is_null()) {
@@ -121,22 +122,23 @@ common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const I
       return Error::InvalidField("observations", "observations must be an array");
     }
     const auto& array = obs->get_array();
-    batch.observations.reserve(array.size());
+    batch.events.reserve(batch.events.size() + array.size());
     for (size_t i = 0; i < array.size(); ++i) {
       const std::string path = "observations[" + std::to_string(i) + "]";
       if (!array[i].is_object()) return Error::InvalidField(path, path + " must be an object");
       FieldReader f(array[i].get_object(), path);
-      batch.observations.push_back(ReadObservation(f));
+      batch.events.emplace_back(ReadObservation(f));
       if (f.error()) return *f.error();
     }
   }
 
-  return MakeRecord(ctx, std::move(batch));
+  return MakeRecord(ctx, schema::Source::kXtraceBatch, std::move(batch));
 }
 
-schema::WalRecord MakeRecord(const IngestContext& ctx,
-                             std::variant<schema::TraceBatch, schema::MetricBatch> events) {
+schema::WalRecord MakeRecord(const IngestContext& ctx, schema::Source source,
+                             std::variant<schema::EntityBatch, schema::MetricBatch> events) {
   schema::WalRecord record;
+  record.source = source;
   record.received_at = ctx.received_at;
   record.project_id = ctx.project_id;
   record.environment = ctx.environment;

@@ -22,8 +22,8 @@ struct IngestContext {
 common::Result<schema::WalRecord> ParseTraceBatch(std::string_view body, const IngestContext& ctx);
 
 // A WAL record of the given events, stamped with the request's context.
-schema::WalRecord MakeRecord(const IngestContext& ctx,
-                             std::variant<schema::TraceBatch, schema::MetricBatch> events);
+schema::WalRecord MakeRecord(const IngestContext& ctx, schema::Source source,
+                             std::variant<schema::EntityBatch, schema::MetricBatch> events);
 
 // True for application/json and application/*+json, with or without parameters.
 bool IsJsonContentType(std::string_view content_type);

@@ -36,8 +36,8 @@ void Ingestor::Submit(const common::ApiRequest& request, Parser parse, Respond r
   // A batch that carries nothing changes nothing: acknowledge it without spending an fsync.
   const bool empty = std::visit(
       [](const auto& events) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(events)>, schema::TraceBatch>) {
-          return !events.trace && events.observations.empty();
+        if constexpr (std::is_same_v<std::decay_t<decltype(events)>, schema::EntityBatch>) {
+          return events.events.empty();
         } else {
           return events.points.empty();
         }

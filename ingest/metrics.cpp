@@ -109,7 +109,7 @@ common::Result<schema::WalRecord> ParseMetricBatch(std::string_view body,
     batch.points.push_back(std::move(point));
   }
 
-  return MakeRecord(ctx, std::move(batch));
+  return MakeRecord(ctx, schema::Source::kMetricsBatch, std::move(batch));
 }
 
 }  // namespace xtrace::ingest

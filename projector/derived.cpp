@@ -20,12 +20,12 @@ uint64_t RefreshAllTraces(pqxx::connection& conn, size_t page) {
     txn.commit();
   }
   uint64_t total = 0;
-  std::string after_project, after_id = "00000000-0000-0000-0000-000000000000";
+  std::string after_project, after_id;  // "" sorts first: the ids are text in collation "C"
   for (;;) {
     pqxx::work txn(conn);
     std::set<TraceKey> keys;
     const pqxx::result rows = txn.exec_params(
-        "SELECT project_id, id::text AS id FROM traces WHERE (project_id, id) > ($1, $2::uuid) "
+        "SELECT project_id, id FROM traces WHERE (project_id, id) > ($1, $2) "
         "ORDER BY project_id, id LIMIT $3",
         after_project, after_id, page);
     const auto project_id = rows.column_number("project_id");

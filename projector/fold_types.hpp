@@ -2,6 +2,7 @@
 // The vocabulary the fold's parts share: the records a chunk folds and the traces it touches.
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include "schema/events.hpp"
@@ -20,6 +21,20 @@ struct TraceKey {
   std::string project_id;
   std::string trace_id;
   friend auto operator<=>(const TraceKey&, const TraceKey&) = default;
+};
+
+// Why this build cannot fold the record (it holds events a newer build wrote), or nullptr. Skipping
+// such a record would lose acknowledged events, so the loop halts at it, as at an undecodable one.
+const char* WhyUnfoldable(const schema::WalRecord& record);
+
+// Thrown by PrepareChunk when given a record WhyUnfoldable refuses: the loop checks first.
+class UnfoldableRecord : public std::runtime_error {
+ public:
+  UnfoldableRecord(uint64_t seq, const std::string& why) : std::runtime_error(why), seq_(seq) {}
+  uint64_t seq() const { return seq_; }
+
+ private:
+  uint64_t seq_;
 };
 
 }  // namespace xtrace::projector

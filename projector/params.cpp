@@ -18,17 +18,12 @@ Param Json(const schema::OptString& s) {
   return SanitizeJson(*s);
 }
 
-Param Time(const std::optional<common::TimePoint>& t) {
+Param Time(const schema::Field<common::TimePoint>& t) {
   if (!t) return std::nullopt;
   return common::FormatRfc3339(*t);
 }
 
-Param Uuid(const std::optional<common::Uuid>& u) {
-  if (!u) return std::nullopt;
-  return u->ToString();
-}
-
-Param Bool(const std::optional<bool>& b) {
+Param Bool(const schema::Field<bool>& b) {
   if (!b) return std::nullopt;
   return *b ? "true" : "false";
 }

@@ -13,7 +13,6 @@
 
 #include "common/pg_text.hpp"
 #include "common/time.hpp"
-#include "common/uuid.hpp"
 #include "schema/events.hpp"
 
 namespace xtrace::projector {
@@ -24,12 +23,11 @@ using Param = std::optional<std::string>;
 Param Text(const schema::OptString& s);
 std::string Text(const std::string& s);
 Param Json(const schema::OptString& s);
-Param Time(const std::optional<common::TimePoint>& t);
-Param Uuid(const std::optional<common::Uuid>& u);
-Param Bool(const std::optional<bool>& b);
+Param Time(const schema::Field<common::TimePoint>& t);
+Param Bool(const schema::Field<bool>& b);
 
 template <class Number>
-Param Num(const std::optional<Number>& n) {
+Param Num(const schema::Field<Number>& n) {
   if (!n) return std::nullopt;
   char buf[64];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *n);

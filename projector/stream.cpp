@@ -17,8 +17,8 @@ double MillisSince(Clock::time_point t0) {
 }
 
 uint64_t Events(const schema::WalRecord& record) {
-  if (const auto* batch = std::get_if<schema::TraceBatch>(&record.events)) {
-    return (batch->trace ? 1 : 0) + batch->observations.size();
+  if (const auto* batch = std::get_if<schema::EntityBatch>(&record.events)) {
+    return batch->events.size();
   }
   return std::get<schema::MetricBatch>(record.events).points.size();
 }
@@ -87,8 +87,8 @@ StreamLoop::Loaded StreamLoop::Load(uint64_t after) const {
     spdlog::error("projector[{}]: WAL has no record {} (next is {}); skipping the gap", name_,
                   after + 1, entries->front().seq);
   }
-  const auto own = stream_ == Stream::kTraces ? schema::RecordKind::kTraceBatch
-                                              : schema::RecordKind::kMetricBatch;
+  const auto own =
+      stream_ == Stream::kTraces ? schema::RecordKind::kEntities : schema::RecordKind::kMetrics;
   for (auto& e : *entries) {
     // The kind is in the record's header: the other kind's records are never decoded here.
     const auto kind = schema::PeekRecordKind(e.bytes);
@@ -112,9 +112,11 @@ std::optional<Halted> StreamLoop::Prepare(Chunk& chunk) const {
   chunk.events = 0;
   for (const auto& e : chunk.records) {
     auto record = schema::DecodeRecord(e.bytes);
-    if (!record) {
+    const char* unfoldable = record ? WhyUnfoldable(*record) : nullptr;
+    if (!record || unfoldable) {
       halt.emplace(e.seq, Halted::Cause::kUndecodable,
-                   "the record cannot be decoded: " + record.error().message);
+                   record ? std::string("the record cannot be projected: ") + unfoldable
+                          : "the record cannot be decoded: " + record.error().message);
       chunk.to = e.seq - 1;
       chunk.records.resize(decoded.size());
       break;

@@ -57,7 +57,7 @@ class Columns {
 };
 
 // The tags array as a JSON array text (one jsonb element per row: rows' arrays differ in length).
-Param TagsJson(const std::optional<std::vector<std::string>>& tags) {
+Param TagsJson(const schema::Field<std::vector<std::string>>& tags) {
   if (!tags) return std::nullopt;
   boost::json::array a;
   for (const auto& t : *tags) a.emplace_back(boost::json::string(SanitizeText(t)));
@@ -72,9 +72,9 @@ struct Wave {
 // A row of sql/upsert_traces.sql, its parameters in order.
 void AddTrace(Wave& w, const schema::WalRecord& rec, const schema::TraceEvent& t,
               const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
-  touched.insert({Text(t.project_id.value_or(rec.project_id)), t.id.ToString()});
+  touched.insert({Text(t.project_id.value_or(rec.project_id)), t.id});
   w.traces.AddRow({Text(t.project_id.value_or(rec.project_id)),
-                   t.id.ToString(),
+                   t.id,
                    Time(t.timestamp),
                    Time(rec.received_at),
                    Text(t.environment.value_or(rec.environment)),
@@ -103,7 +103,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
                     const std::string& wal, uint64_t seq, std::set<TraceKey>& touched) {
   const std::string project = Text(o.project_id.value_or(rec.project_id));
   const std::string environment = Text(o.environment.value_or(rec.environment));
-  const std::string trace_id = o.trace_id.ToString();
+  const std::string& trace_id = o.trace_id;
   const auto [key, added] = touched.insert({project, trace_id});
   // A trace with an event of its own in this chunk needs no placeholder: the event creates the
   // row as a placeholder replaced by it would end up, so the row is written once.
@@ -112,7 +112,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
         {project, trace_id, Time(o.start_time ? o.start_time : rec.received_at), environment});
   }
   w.observations.AddRow({project,
-                         o.id.ToString(),
+                         o.id,
                          trace_id,
                          Text(o.type),
                          environment,
@@ -128,7 +128,7 @@ void AddObservation(Wave& w, Columns& placeholders, const std::set<TraceKey>& ch
                          Json(o.metadata_json),
                          Text(o.level),
                          Text(o.status_message),
-                         Uuid(o.parent_observation_id),
+                         Text(o.parent_observation_id),
                          Text(o.prompt_id),
                          Text(o.prompt_name),
                          Text(o.prompt_version),
@@ -183,6 +183,20 @@ void ApplyWave(pqxx::work& txn, const TraceChunk::Wave& wave, std::set<TraceKey>
 
 }  // namespace
 
+const char* WhyUnfoldable(const schema::WalRecord& record) {
+  const auto* batch = std::get_if<schema::EntityBatch>(&record.events);
+  if (batch == nullptr) return nullptr;
+  for (const auto& event : batch->events) {
+    // Scores and deletions come with the front doors that send them; no build writes them
+    // before it can fold them, so one here is from a newer build.
+    if (std::holds_alternative<schema::ScoreEvent>(event) ||
+        std::holds_alternative<schema::DeletionEvent>(event)) {
+      return "score and deletion events are not projected by this build";
+    }
+  }
+  return nullptr;
+}
+
 TraceChunk PrepareTraceChunk(const std::vector<SequencedRecord>& records, const std::string& wal) {
   TraceChunk chunk;
   std::vector<Wave> waves;
@@ -193,10 +207,12 @@ TraceChunk PrepareTraceChunk(const std::vector<SequencedRecord>& records, const 
   std::map<TraceKey, size_t> trace_occurrences, observation_occurrences;
   std::set<TraceKey> chunk_traces;  // traces with an event of their own in this chunk
   for (const auto& [seq, record] : records) {
-    if (const auto* batch = std::get_if<schema::TraceBatch>(&record->events);
-        batch && batch->trace) {
-      chunk_traces.insert({Text(batch->trace->project_id.value_or(record->project_id)),
-                           batch->trace->id.ToString()});
+    if (const auto* batch = std::get_if<schema::EntityBatch>(&record->events)) {
+      for (const auto& event : batch->events) {
+        if (const auto* t = std::get_if<schema::TraceEvent>(&event)) {
+          chunk_traces.insert({Text(t->project_id.value_or(record->project_id)), t->id});
+        }
+      }
     }
   }
   auto wave_for = [&](std::map<TraceKey, size_t>& occurrences, TraceKey key) -> Wave& {
@@ -205,23 +221,23 @@ TraceChunk PrepareTraceChunk(const std::vector<SequencedRecord>& records, const 
     return waves[k];
   };
   for (const auto& [seq, record] : records) {
-    const auto* batch = std::get_if<schema::TraceBatch>(&record->events);
+    const auto* batch = std::get_if<schema::EntityBatch>(&record->events);
     if (batch == nullptr) continue;
     // One record may name an entity more than once (a batch listing the same observation
     // twice): each event gets its own position, so the provenance check orders them too.
-    uint64_t position = EventPosition(seq, 0);
-    if (batch->trace) {
-      const auto& t = *batch->trace;
-      AddTrace(wave_for(trace_occurrences,
-                        {Text(t.project_id.value_or(record->project_id)), t.id.ToString()}),
-               *record, t, wal, position, chunk.touched);
-    }
-    for (size_t i = 0; i < batch->observations.size(); ++i) {
-      const auto& o = batch->observations[i];
-      position = EventPosition(seq, i + 1);
-      AddObservation(wave_for(observation_occurrences,
-                              {Text(o.project_id.value_or(record->project_id)), o.id.ToString()}),
-                     placeholders, chunk_traces, *record, o, wal, position, chunk.touched);
+    for (size_t i = 0; i < batch->events.size(); ++i) {
+      const uint64_t position = EventPosition(seq, schema::PositionOf(*record, i));
+      if (const auto* t = std::get_if<schema::TraceEvent>(&batch->events[i])) {
+        AddTrace(
+            wave_for(trace_occurrences, {Text(t->project_id.value_or(record->project_id)), t->id}),
+            *record, *t, wal, position, chunk.touched);
+      } else if (const auto* o = std::get_if<schema::ObservationEvent>(&batch->events[i])) {
+        AddObservation(wave_for(observation_occurrences,
+                                {Text(o->project_id.value_or(record->project_id)), o->id}),
+                       placeholders, chunk_traces, *record, *o, wal, position, chunk.touched);
+      } else {
+        throw UnfoldableRecord(seq, WhyUnfoldable(*record));
+      }
     }
   }
   if (!placeholders.empty()) chunk.placeholders = placeholders.Literals();

@@ -13,6 +13,7 @@
 #include "common/pg_text.hpp"
 #include "common/uuid.hpp"
 #include "query/params.hpp"
+#include "schema/events.hpp"
 
 namespace xtrace::query {
 namespace {
@@ -197,7 +198,7 @@ constexpr char kObservationSql[] = R"sql(
          o.calculated_output_cost, o.calculated_total_cost, o.latency_d,
          o.time_to_first_token_d, o.input_tokens_d, o.output_tokens_d, o.total_tokens_d,
          o.unit, o.environment
-  FROM observations o WHERE o.project_id = $1 AND o.trace_id = $2::uuid
+  FROM observations o WHERE o.project_id = $1 AND o.trace_id = $2
   ORDER BY o.start_time ASC NULLS LAST, o.created_at ASC, o.id)sql";
 
 void WriteObservation(JsonWriter& w, const pqxx::row& r) {
@@ -531,9 +532,17 @@ void TraceQueries::RememberCount(const std::string& key, int64_t count) {
 }
 
 common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id) {
-  const auto id = common::Uuid::Parse(trace_id);
-  if (!id) return Error::BadParameter("traceId", "traceId must be a UUID");
-  const std::string id_text = id->ToString();
+  // Ids are opaque text. One that reads as a UUID in any spelling the xtrace route accepts
+  // (any case, with or without hyphens) is also looked up in the canonical form that route
+  // stores; the id exactly as given comes first, for a client that chose such a string itself.
+  if (trace_id.empty() || trace_id.size() > schema::kMaxIdBytes ||
+      trace_id.find('\0') != std::string_view::npos) {
+    return Error::BadParameter(
+        "traceId", "traceId must be 1 to " + std::to_string(schema::kMaxIdBytes) + " bytes");
+  }
+  const std::string given(trace_id);
+  const auto uuid = common::Uuid::Parse(trace_id);
+  const std::string canonical = uuid ? uuid->ToString() : given;
 
   // Rendered straight into the response text while the observations are fetched in batches
   // through a cursor: a trace with any number of observations is held once, as its text.
@@ -545,9 +554,9 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
     // By id alone, as the reference; when two projects share an id, the default project wins.
     const auto rows =
         txn.exec_params(std::string("SELECT") + kTraceColumns +
-                            " FROM traces t WHERE t.id = $1::uuid"
-                            " ORDER BY (t.project_id = $2) DESC, t.project_id LIMIT 1",
-                        id_text, project_id_);
+                            " FROM traces t WHERE t.id IN ($1, $2)"
+                            " ORDER BY (t.project_id = $3) DESC, t.project_id, t.id <> $1 LIMIT 1",
+                        given, canonical, project_id_);
     if (rows.empty()) return;
     found = true;
     JsonWriter w(body);
@@ -555,7 +564,7 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
     WriteTraceMembers(w, rows[0], true, true);
     w.Key("observations");
     w.BeginArray();
-    ForEachRow(txn, kObservationSql, {rows[0][12].c_str(), id_text}, kObservationBatch,
+    ForEachRow(txn, kObservationSql, {rows[0][12].c_str(), rows[0][0].c_str()}, kObservationBatch,
                [&](const pqxx::row& r) { WriteObservation(w, r); });
     w.EndArray();
     w.Key("scores");

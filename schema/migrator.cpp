@@ -37,7 +37,7 @@ class AdvisoryLock {
 
 }  // namespace
 
-void ApplyMigrations(pqxx::connection& conn) {
+void ApplyMigrations(pqxx::connection& conn, int up_to) {
   AdvisoryLock lock(conn);
   {
     pqxx::work txn(conn);
@@ -48,6 +48,7 @@ void ApplyMigrations(pqxx::connection& conn) {
     txn.commit();
   }
   for (const auto& m : Migrations()) {
+    if (m.version > up_to) break;
     pqxx::work txn(conn);
     const auto done =
         txn.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version);

@@ -4,15 +4,28 @@
 #   RocksDB value : one Cap'n Proto message, unpacked, single segment framing
 #                   (capnp::messageToFlatArray), root struct WalRecord:
 #
-#   +----------------+-------------------+-----------+-------------+--------+-----------------+
-#   | formatVersion  | receivedAtMicros  | projectId | environment | source | events (union)  |
-#   | UInt16         | Int64             | Text      | Text        | enum   | batch | metrics |
-#   +----------------+-------------------+-----------+-------------+--------+-----------------+
+#   +---------------+------------------+-----------+-------------+--------+---------------------+
+#   | formatVersion | receivedAtMicros | projectId | environment | source | events (union)      |
+#   | UInt16        | Int64            | Text      | Text        | enum   | entities | metrics  |
+#   |               |                  |           |             |        | (batch: format 1)   |
+#   +---------------+------------------+-----------+-------------+--------+---------------------+
 #
-# Presence: an optional value the client did not send (or sent as null) is an unset pointer
-# field: Text/List fields are simply not set, and optional numbers, booleans and times are
-# wrapped in the small Opt* structs below, so "absent" and "zero" stay distinct. The projector's
-# merge rules depend on that distinction (absent keeps the stored value).
+#   entities: List(Event), in the order the events apply; an Event is one of trace,
+#   observation, score (upserts, each carrying only the fields the client mentioned) or deletion.
+#   metrics:  List(MetricPoint).
+#
+# Versions:
+#   1  entity records hold `batch` (one optional trace, then observations) with 16-byte UUID ids
+#      (`obsoleteId…` fields); nothing was ever explicitly null.
+#   2  entity records hold `entities`; ids are Text (`key` fields); explicit nulls are listed.
+#   Readers decode both: a format-1 record is a list with the trace first, ids as canonical
+#   UUID text.
+#
+# Presence: a field is absent, explicitly null, or has a value. Absent is an unset pointer field:
+# Text/List fields are simply not set, and optional numbers, booleans and times are wrapped in the
+# small Opt* structs below, so "absent" and "zero" stay distinct. Explicit null is an unset field
+# whose ordinal is listed in the struct's `nulls`. What null means (keep or clear the stored
+# value) depends on the record's source (schema::MergeRuleOf).
 #
 # JSON payloads (input, output, metadata, usage, modelParameters) travel as the compact JSON text
 # the ingest front end validated, never re-parsed on the write path.
@@ -36,10 +49,20 @@ struct OptTime { micros @0 :Int64; }  # microseconds since the Unix epoch, UTC
 enum Source {
   xtraceBatch @0;   # POST /v1/l/batch
   metricsBatch @1;  # POST /v1/metrics/batch
+  langfuse @2;      # the Langfuse public API
+  otlpTraces @3;    # OTLP/HTTP traces
+  otlpMetrics @4;   # OTLP/HTTP metrics
+}
+
+struct OptScoreDataType { value @0 :ScoreDataType; }
+enum ScoreDataType {
+  numeric @0;
+  categorical @1;
+  boolean @2;
 }
 
 struct Trace {
-  id @0 :Data;  # 16 bytes
+  obsoleteId @0 :Data;  # format 1: 16 bytes
   timestamp @1 :OptTime;
   name @2 :Text;
   userId @3 :Text;
@@ -57,11 +80,13 @@ struct Trace {
   bookmarked @15 :OptBool;
   latency @16 :OptFloat64;
   totalCost @17 :OptFloat64;
+  key @18 :Text;                # the id (format 2)
+  nulls @19 :List(UInt16);      # ordinals of the fields sent as explicit null
 }
 
 struct Observation {
-  id @0 :Data;
-  traceId @1 :Data;
+  obsoleteId @0 :Data;       # format 1
+  obsoleteTraceId @1 :Data;  # format 1
   type @2 :Text;
   name @3 :Text;
   startTime @4 :OptTime;
@@ -75,7 +100,7 @@ struct Observation {
   metadataJson @12 :Text;
   level @13 :Text;
   statusMessage @14 :Text;
-  parentObservationId @15 :Data;
+  obsoleteParentObservationId @15 :Data;  # format 1
   promptId @16 :Text;
   promptName @17 :Text;
   promptVersion @18 :Text;
@@ -94,6 +119,49 @@ struct Observation {
   unit @31 :Text;
   projectId @32 :Text;
   environment @33 :Text;
+  key @34 :Text;        # format 2: the id
+  traceKey @35 :Text;   # format 2: the trace's id
+  parentKey @36 :Text;  # format 2: the parent observation's id
+  nulls @37 :List(UInt16);
+}
+
+struct Score {
+  key @0 :Text;
+  timestamp @1 :OptTime;
+  traceKey @2 :Text;
+  observationKey @3 :Text;
+  sessionId @4 :Text;
+  name @5 :Text;
+  dataType @6 :OptScoreDataType;
+  value @7 :OptFloat64;
+  stringValue @8 :Text;
+  comment @9 :Text;
+  source @10 :Text;
+  configId @11 :Text;
+  metadataJson @12 :Text;
+  projectId @13 :Text;
+  environment @14 :Text;
+  nulls @15 :List(UInt16);
+}
+
+struct Deletion {
+  entity @0 :Entity;
+  key @1 :Text;
+  projectId @2 :Text;  # unset: the record's projectId
+  enum Entity {
+    trace @0;
+    observation @1;
+    score @2;
+  }
+}
+
+struct Event {
+  union {
+    trace @0 :Trace;
+    observation @1 :Observation;
+    score @2 :Score;
+    deletion @3 :Deletion;
+  }
 }
 
 struct Label {
@@ -115,10 +183,11 @@ struct WalRecord {
   environment @3 :Text;
   source @4 :Source;
   events :union {
-    batch :group {
+    batch :group {  # format 1 only
       trace @5 :Trace;  # unset: the request carried no trace
       observations @6 :List(Observation);
     }
     metrics @7 :List(MetricPoint);
+    entities @8 :List(Event);  # format 2
   }
 }

@@ -11,33 +11,41 @@ namespace {
 
 namespace json = boost::json;
 
+// Writes the fields a client mentioned: a value, or JSON null when it sent an explicit null.
 class Writer {
  public:
   explicit Writer(json::object& o) : o_(o) {}
   void Text(const char* key, const schema::OptString& v) {
-    if (v) o_[key] = *v;
+    Put(key, v, [&] { return *v; });
   }
   void Json(const char* key, const schema::OptString& v) {
-    if (!v) return;
-    boost::system::error_code ec;
-    auto parsed = common::ParseJson(*v, ec);
-    o_[key] = ec ? json::value(*v) : std::move(parsed);
+    Put(key, v, [&] {
+      boost::system::error_code ec;
+      auto parsed = common::ParseJson(*v, ec);
+      return ec ? json::value(*v) : std::move(parsed);
+    });
   }
-  void Time(const char* key, const std::optional<common::TimePoint>& v) {
-    if (v) o_[key] = common::FormatRfc3339(*v);
+  void Time(const char* key, const schema::Field<common::TimePoint>& v) {
+    Put(key, v, [&] { return common::FormatRfc3339(*v); });
   }
   template <class T>
-  void Value(const char* key, const std::optional<T>& v) {
-    if (v) o_[key] = *v;
+  void Value(const char* key, const schema::Field<T>& v) {
+    Put(key, v, [&] { return json::value_from(*v); });
   }
 
  private:
+  template <class T, class Render>
+  void Put(const char* key, const schema::Field<T>& v, Render render) {
+    if (v.is_null()) o_[key] = nullptr;
+    if (v.has_value()) o_[key] = render();
+  }
+
   json::object& o_;
 };
 
 json::object TraceJson(const schema::TraceEvent& t) {
   json::object o;
-  o["id"] = t.id.ToString();
+  o["id"] = t.id;
   Writer w(o);
   w.Time("timestamp", t.timestamp);
   w.Text("name", t.name);
@@ -51,7 +59,7 @@ json::object TraceJson(const schema::TraceEvent& t) {
   w.Json("input", t.input_json);
   w.Json("output", t.output_json);
   w.Json("metadata", t.metadata_json);
-  if (t.tags) o["tags"] = json::value_from(*t.tags);
+  w.Value("tags", t.tags);
   w.Value("public", t.is_public);
   w.Value("bookmarked", t.bookmarked);
   w.Value("latency", t.latency);
@@ -61,8 +69,8 @@ json::object TraceJson(const schema::TraceEvent& t) {
 
 json::object ObservationJson(const schema::ObservationEvent& x) {
   json::object o;
-  o["id"] = x.id.ToString();
-  o["traceId"] = x.trace_id.ToString();
+  o["id"] = x.id;
+  o["traceId"] = x.trace_id;
   Writer w(o);
   w.Text("type", x.type);
   w.Text("name", x.name);
@@ -77,7 +85,7 @@ json::object ObservationJson(const schema::ObservationEvent& x) {
   w.Json("metadata", x.metadata_json);
   w.Text("level", x.level);
   w.Text("statusMessage", x.status_message);
-  if (x.parent_observation_id) o["parentObservationId"] = x.parent_observation_id->ToString();
+  w.Text("parentObservationId", x.parent_observation_id);
   w.Text("promptId", x.prompt_id);
   w.Text("promptName", x.prompt_name);
   w.Text("promptVersion", x.prompt_version);
@@ -99,6 +107,74 @@ json::object ObservationJson(const schema::ObservationEvent& x) {
   return o;
 }
 
+const char* NameOf(schema::ScoreDataType t) {
+  switch (t) {
+    case schema::ScoreDataType::kNumeric: return "NUMERIC";
+    case schema::ScoreDataType::kCategorical: return "CATEGORICAL";
+    case schema::ScoreDataType::kBoolean: return "BOOLEAN";
+  }
+  return "NUMERIC";
+}
+
+json::object ScoreJson(const schema::ScoreEvent& s) {
+  json::object o;
+  o["id"] = s.id;
+  Writer w(o);
+  w.Time("timestamp", s.timestamp);
+  w.Text("traceId", s.trace_id);
+  w.Text("observationId", s.observation_id);
+  w.Text("sessionId", s.session_id);
+  w.Text("name", s.name);
+  if (s.data_type.is_null()) o["dataType"] = nullptr;
+  if (s.data_type) o["dataType"] = NameOf(*s.data_type);
+  w.Value("value", s.value);
+  w.Text("stringValue", s.string_value);
+  w.Text("comment", s.comment);
+  w.Text("source", s.source);
+  w.Text("configId", s.config_id);
+  w.Json("metadata", s.metadata_json);
+  w.Text("projectId", s.project_id);
+  w.Text("environment", s.environment);
+  return o;
+}
+
+json::object DeletionJson(const schema::DeletionEvent& d) {
+  static constexpr const char* kEntities[] = {"trace", "observation", "score"};
+  json::object o;
+  o["entity"] = kEntities[static_cast<size_t>(d.entity)];
+  o["id"] = d.id;
+  Writer(o).Text("projectId", d.project_id);
+  return o;
+}
+
+// One event as {"<kind>": {...}}.
+json::object EventJson(const schema::EntityEvent& event) {
+  return std::visit(
+      [](const auto& e) -> json::object {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, schema::TraceEvent>) return {{"trace", TraceJson(e)}};
+        if constexpr (std::is_same_v<E, schema::ObservationEvent>) {
+          return {{"observation", ObservationJson(e)}};
+        }
+        if constexpr (std::is_same_v<E, schema::ScoreEvent>) return {{"score", ScoreJson(e)}};
+        if constexpr (std::is_same_v<E, schema::DeletionEvent>) {
+          return {{"deletion", DeletionJson(e)}};
+        }
+      },
+      event);
+}
+
+const char* NameOf(schema::Source source) {
+  switch (source) {
+    case schema::Source::kXtraceBatch: return "xtraceBatch";
+    case schema::Source::kMetricsBatch: return "metricsBatch";
+    case schema::Source::kLangfuse: return "langfuse";
+    case schema::Source::kOtlpTraces: return "otlpTraces";
+    case schema::Source::kOtlpMetrics: return "otlpMetrics";
+  }
+  return "unknown";
+}
+
 }  // namespace
 
 json::object RecordToJson(uint64_t seq, const schema::WalRecord& record) {
@@ -108,14 +184,12 @@ json::object RecordToJson(uint64_t seq, const schema::WalRecord& record) {
   o["receivedAt"] = common::FormatRfc3339(record.received_at);
   o["projectId"] = record.project_id;
   o["environment"] = record.environment;
-  if (const auto* batch = std::get_if<schema::TraceBatch>(&record.events)) {
-    o["source"] = "xtraceBatch";
-    if (batch->trace) o["trace"] = TraceJson(*batch->trace);
-    json::array observations;
-    for (const auto& x : batch->observations) observations.emplace_back(ObservationJson(x));
-    o["observations"] = std::move(observations);
+  o["source"] = NameOf(record.source);
+  if (const auto* batch = std::get_if<schema::EntityBatch>(&record.events)) {
+    json::array events;
+    for (const auto& e : batch->events) events.emplace_back(EventJson(e));
+    o["events"] = std::move(events);
   } else {
-    o["source"] = "metricsBatch";
     json::array points;
     for (const auto& p : std::get<schema::MetricBatch>(record.events).points) {
       json::object labels;

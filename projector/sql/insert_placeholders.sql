@@ -4,12 +4,12 @@
 -- left alone.
 --
 -- $1 text[]         project_id   }
--- $2 uuid[]         id           }  one element per observation, in record order; ts: the
+-- $2 text[]         id           }  one element per observation, in record order; ts: the
 -- $3 timestamptz[]  ts           }  observation's start time, else the record's receive time
 -- $4 text[]         environment  }
 INSERT INTO traces (project_id, id, "timestamp", placeholder, environment)
 SELECT DISTINCT ON (project_id, id) project_id, id, ts, TRUE, environment
-FROM unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::text[]) WITH ORDINALITY
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY
      AS u(project_id, id, ts, environment, n)
 ORDER BY project_id, id, n
 ON CONFLICT (project_id, id) DO NOTHING

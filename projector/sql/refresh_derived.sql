@@ -10,12 +10,12 @@
 -- the aggregate computed here, not from the traces row the same statement updates.
 --
 -- $1 text[]  project_id  }  one element per trace
--- $2 uuid[]  trace_id    }
+-- $2 text[]  trace_id    }
 --
 -- Returns the daily cells left without traces, which a statement cannot delete since it updates
 -- them (drop_empty_daily_traces.sql and drop_empty_daily_models.sql do): rollup ('traces' or
 -- 'models'), project_id, environment, day, dims (text), model (text, NULL for 'traces').
-WITH k AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS k(project_id, trace_id)),
+WITH k AS (SELECT * FROM unnest($1::text[], $2::text[]) AS k(project_id, trace_id)),
 t AS MATERIALIZED (
   SELECT t.project_id, t.id, t.environment, t."timestamp", t.name, t.user_id, t.version,
          t.release, t.tags, t.total_cost, a.latency, a.observations > 0 AS has_observations,

@@ -7,8 +7,8 @@
 -- event at or before a row's provenance (src_wal, src_seq) of the same WAL changes nothing.
 --
 -- $1  text[]         project_id             }
--- $2  uuid[]         id                     }
--- $3  uuid[]         trace_id               }  one element per observation event; NULL:
+-- $2  text[]         id                     }
+-- $3  text[]         trace_id               }  one element per observation event; NULL:
 -- $4  text[]         type                   }  absent from the event. src_wal, src_seq: the
 -- $5  text[]         environment            }  event's WAL and position (sequence << 20 |
 -- $6  text[]         name                   }  index in its record)
@@ -23,7 +23,7 @@
 -- $15 jsonb[]        metadata               }
 -- $16 text[]         level                  }
 -- $17 text[]         status_message         }
--- $18 uuid[]         parent_observation_id  }
+-- $18 text[]         parent_observation_id  }
 -- $19 text[]         prompt_id              }
 -- $20 text[]         prompt_name            }
 -- $21 text[]         prompt_version         }
@@ -48,10 +48,10 @@
 -- the trace it was first recorded under, even when a later event names another).
 WITH u AS MATERIALIZED (
   SELECT * FROM
-  unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+  unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
          $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::jsonb[],
          $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::jsonb[], $16::text[], $17::text[],
-         $18::uuid[], $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[],
+         $18::text[], $19::text[], $20::text[], $21::text[], $22::text[], $23::float8[],
          $24::float8[], $25::float8[], $26::float8[], $27::float8[], $28::float8[], $29::float8[],
          $30::float8[], $31::bigint[], $32::bigint[], $33::bigint[], $34::text[], $35::uuid[],
          $36::bigint[])

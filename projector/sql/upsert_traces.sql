@@ -13,7 +13,7 @@
 -- computes them: the refresh then finds them current and leaves the fresh row alone.
 --
 -- $1  text[]         project_id   }
--- $2  uuid[]         id           }
+-- $2  text[]         id           }
 -- $3  timestamptz[]  ts           }  one element per trace event; NULL: absent from the event.
 -- $4  timestamptz[]  received     }  received: the record's receive time, the timestamp of a
 -- $5  text[]         environment  }  trace sent without one. tags: a JSON array of strings.
@@ -35,7 +35,7 @@
 -- $21 bigint[]       src_seq      }
 WITH u AS MATERIALIZED (
   SELECT * FROM
-  unnest($1::text[], $2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
+  unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::jsonb[],
          $14::jsonb[], $15::jsonb[], $16::boolean[], $17::boolean[], $18::float8[], $19::float8[],
          $20::uuid[], $21::bigint[])

@@ -89,7 +89,8 @@ TEST_F(ServerTest, BatchIngestThenListAndDetail) {
                 .size(),
             0u);
   EXPECT_EQ(Get("/api/public/traces/99999999-1111-4222-8333-444455556666").status, 404);
-  EXPECT_EQ(Get("/api/public/traces/not-a-uuid").status, 400);
+  EXPECT_EQ(Get("/api/public/traces/not-a-uuid").status, 404);  // ids are opaque text
+  EXPECT_EQ(Get("/api/public/traces/" + std::string(201, 'x')).status, 400);
   EXPECT_EQ(Get("/api/public/traces?page=abc").status, 400);
 
   auto daily =

@@ -36,10 +36,10 @@ std::string TraceRecord(const char* name) {
   r.project_id = "default";
   r.environment = "default";
   schema::TraceEvent t;
-  t.id = *common::Uuid::Parse("7d0c8a9e-1111-4222-8333-444455556666");
+  t.id = "7d0c8a9e-1111-4222-8333-444455556666";
   t.name = name;
   t.metadata_json = R"({"k":1})";
-  r.events = schema::TraceBatch{t, {}};
+  r.events = schema::EntityBatch{{t}};
   return schema::EncodeRecord(r);
 }
 
@@ -64,8 +64,8 @@ TEST(WalTool, StatDumpAndVerifyAWalInUse) {
   while (std::getline(lines, line)) records.push_back(boost::json::parse(line));
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records[0].at("seq").to_number<int>(), 2);
-  EXPECT_EQ(records[0].at("trace").at("name"), "b");
-  EXPECT_EQ(records[1].at("trace").at("metadata").at("k").to_number<int>(), 1);
+  EXPECT_EQ(records[0].at("events").at(0).at("trace").at("name"), "b");
+  EXPECT_EQ(records[1].at("events").at(0).at("trace").at("metadata").at("k").to_number<int>(), 1);
   EXPECT_EQ(records[1].at("receivedAt"), "2026-01-01T00:00:00Z");
 
   auto verify = Tool("verify --wal-dir " + dir.path());

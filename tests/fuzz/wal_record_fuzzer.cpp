@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto record = DecodeRecord(bytes);
   if (!record) return 0;
   if (!kind) std::abort();
-  const bool is_trace = std::holds_alternative<TraceBatch>(record->events);
-  if (is_trace != (*kind == RecordKind::kTraceBatch)) std::abort();
+  const bool is_entities = std::holds_alternative<EntityBatch>(record->events);
+  if (is_entities != (*kind == RecordKind::kEntities)) std::abort();
 
   // Compared as bytes, not with operator==, so a NaN read from the input compares equal.
   const std::string encoded = EncodeRecord(*record);

@@ -55,6 +55,59 @@ TEST(Migrations, ApplyOnceEvenWhenRunTwiceAndConcurrently) {
   EXPECT_EQ(txn.exec1("SELECT count(*) FROM traces")[0].as<int>(), 0);
 }
 
+// Migration 0015 turns the uuid id columns into text in place: every row is kept, each id reads
+// as the canonical text the xtrace route writes, and the fold and refresh work on the result.
+TEST(Migrations, UuidIdsBecomeCanonicalTextKeepingEveryRow) {
+  TestDatabase db;
+  pqxx::connection conn(db.url());
+  schema::ApplyMigrations(conn, 14);
+  {
+    pqxx::work txn(conn);
+    // Spelled upper case: the uuid type stores the value, not the spelling.
+    txn.exec0(
+        "INSERT INTO traces (project_id, id, \"timestamp\", environment) VALUES"
+        " ('default', '7D0C8A9E-1111-4222-8333-444455556666', now(), 'default'),"
+        " ('other', '00000000-0000-0000-0000-0000000000aa', now(), 'default')");
+    txn.exec0(
+        "INSERT INTO observations (project_id, id, trace_id, parent_observation_id, type,"
+        "  environment, start_time, end_time, calculated_total_cost) VALUES"
+        " ('default', '00000000-0000-0000-0000-000000000001',"
+        "  '7d0c8a9e-1111-4222-8333-444455556666', NULL, 'GENERATION', 'default',"
+        "  '2026-01-01T00:00:00Z', '2026-01-01T00:00:02Z', 0.5),"
+        " ('default', '00000000-0000-0000-0000-000000000002',"
+        "  '7d0c8a9e-1111-4222-8333-444455556666', '00000000-0000-0000-0000-000000000001',"
+        "  'SPAN', 'default', '2026-01-01T00:00:01Z', NULL, NULL)");
+    txn.commit();
+  }
+  schema::ApplyMigrations(conn);
+  pqxx::work txn(conn);
+  EXPECT_EQ(txn.exec1("SELECT pg_typeof(id)::text FROM traces LIMIT 1")[0].as<std::string>(),
+            "text");
+  EXPECT_EQ(txn.exec1("SELECT string_agg(id, ',' ORDER BY id) FROM traces")[0].as<std::string>(),
+            "00000000-0000-0000-0000-0000000000aa,7d0c8a9e-1111-4222-8333-444455556666");
+  EXPECT_EQ(txn.exec1("SELECT parent_observation_id FROM observations WHERE id ="
+                      " '00000000-0000-0000-0000-000000000002'")[0]
+                .as<std::string>(),
+            "00000000-0000-0000-0000-000000000001");
+  EXPECT_EQ(txn.exec1("SELECT count(*) FROM observations WHERE trace_id ="
+                      " '7d0c8a9e-1111-4222-8333-444455556666'")[0]
+                .as<int>(),
+            2);
+  // The recreated aggregate function reads the converted rows.
+  const auto stats = txn.exec1(
+      "SELECT * FROM xtrace_observation_stats('default', '7d0c8a9e-1111-4222-8333-444455556666')");
+  EXPECT_EQ(stats["latency"].as<double>(), 2.0);
+  EXPECT_EQ(stats["total_cost"].as<double>(), 0.5);
+  txn.commit();
+  // The fold's statements prepare and refresh against the converted tables.
+  projector::PrepareFoldStatements(conn);
+  pqxx::work refresh(conn);
+  projector::RefreshTraceAggregates(refresh, {{"default", "7d0c8a9e-1111-4222-8333-444455556666"}});
+  EXPECT_EQ(refresh.exec1("SELECT obs_total_cost FROM traces WHERE project_id = 'default'")[0]
+                .as<double>(),
+            0.5);
+}
+
 // A WAL plus a running projector; Ingest() appends a batch body as the server would.
 class ProjectionTest : public ::testing::Test {
  protected:
@@ -168,7 +221,7 @@ class ProjectionTest : public ::testing::Test {
     pqxx::connection conn(db_.url());
     pqxx::work txn(conn);
     txn.exec0("SET TIME ZONE 'UTC'");
-    return txn.exec_params1("SELECT " + columns + " FROM traces WHERE id = $1::uuid", kTrace);
+    return txn.exec_params1("SELECT " + columns + " FROM traces WHERE id = $1", kTrace);
   }
 
   TempDir dir_;
@@ -345,9 +398,9 @@ TEST_F(ProjectionTest, ARecordPostgresRejectsIsQuarantinedAloneAndItsNeighboursP
   poison.project_id = "default";
   poison.environment = "default";
   schema::TraceEvent bad;
-  bad.id = *common::Uuid::Parse("11111111-1111-4111-8111-111111111111");
+  bad.id = "11111111-1111-4111-8111-111111111111";
   bad.input_json = "{not json";
-  poison.events = schema::TraceBatch{bad, {}};
+  poison.events = schema::EntityBatch{{bad}};
   std::promise<void> done;
   log_->Append(schema::EncodeRecord(poison), [&](common::Result<uint64_t>) { done.set_value(); });
   done.get_future().get();
@@ -409,9 +462,9 @@ schema::WalRecord RawTrace(const std::string& id,
   record.project_id = "default";
   record.environment = "default";
   schema::TraceEvent t;
-  t.id = *common::Uuid::Parse(id);
+  t.id = id;
   f(t);
-  record.events = schema::TraceBatch{t, {}};
+  record.events = schema::EntityBatch{{t}};
   return record;
 }
 
@@ -432,6 +485,37 @@ std::string NumberedId(int i) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", i);
   return buf;
+}
+
+// Ids are opaque text (Langfuse clients choose them, OTLP's are hex), and a trace the xtrace route
+// stored under a UUID is found by that UUID in any spelling the route accepts.
+TEST_F(ProjectionTest, IdsAreOpaqueTextAndUuidsAreFoundInAnySpelling) {
+  AppendRaw(*log_, RawTrace("my-request-42", [](schema::TraceEvent& t) { t.name = "chosen"; }));
+  AppendRaw(*log_, RawTrace("4bf92f3577b34da6a3ce929d0e0e4736", [](schema::TraceEvent&) {}));
+  Ingest(TraceBody(R"(,"name":"by-uuid")"));  // kTrace, through the xtrace route
+  WaitProjected();
+  query::ConnectionPool pool(
+      {db_.url(), 1, std::chrono::milliseconds(5000), std::chrono::milliseconds(5000)});
+  query::TraceQueries traces(pool, "default");
+  const auto name_of = [&](const std::string& id) -> std::string {
+    auto r = traces.Get(id);
+    if (!r) return "error " + r.error().message;
+    return std::string(boost::json::parse(r->body).at("name").as_string());
+  };
+  EXPECT_EQ(name_of("my-request-42"), "chosen");
+  EXPECT_EQ(traces.Get("MY-REQUEST-42").error().code, common::ErrorCode::kNotFound);
+  std::string upper(kTrace), bare;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : std::string(kTrace)) {
+    if (c != '-') bare += c;
+  }
+  EXPECT_EQ(name_of(kTrace), "by-uuid");
+  EXPECT_EQ(name_of(upper), "by-uuid");
+  EXPECT_EQ(name_of(bare), "by-uuid");
+  // A 32-hex OTLP trace id is stored as sent, and found as sent.
+  auto otlp = traces.Get("4bf92f3577b34da6a3ce929d0e0e4736");
+  ASSERT_TRUE(otlp.has_value());
+  EXPECT_EQ(boost::json::parse(otlp->body).at("id"), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
 TEST_F(ProjectionTest, RefusedRecordsInALargeChunkAreIsolatedAndTheRestProjected) {
@@ -499,10 +583,10 @@ TEST_F(ProjectionTest, QuarantinedRecordsAreProjectedByReplayOnceAccepted) {
       << run.output;
   pqxx::connection conn(db_.url());
   pqxx::work txn(conn);
-  EXPECT_EQ(txn.exec_params1("SELECT length(session_id) FROM traces WHERE id = $1::uuid",
-                             NumberedId(7))[0]
-                .as<int>(),
-            4000);
+  EXPECT_EQ(
+      txn.exec_params1("SELECT length(session_id) FROM traces WHERE id = $1", NumberedId(7))[0]
+          .as<int>(),
+      4000);
   const auto left = txn.exec("SELECT seq FROM projector_quarantine");
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0][0].as<int>(), 3);
@@ -706,7 +790,10 @@ TEST_F(ProjectionTest, QueriesReadTheProjection) {
   auto missing = traces.Get("99999999-2222-4222-8222-222222222222");
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, common::ErrorCode::kNotFound);
-  EXPECT_EQ(traces.Get("not-a-uuid").error().code, common::ErrorCode::kBadParameter);
+  // Ids are opaque: a string that is no UUID is looked up as it is (and is not there).
+  EXPECT_EQ(traces.Get("not-a-uuid").error().code, common::ErrorCode::kNotFound);
+  EXPECT_EQ(traces.Get(std::string(schema::kMaxIdBytes + 1, 'x')).error().code,
+            common::ErrorCode::kBadParameter);
 }
 
 }  // namespace
@@ -748,6 +835,7 @@ TEST_F(ProjectionTest, PagesNeverOverlapOrSkipUnderAnyOrder) {
 }  // namespace xtrace
 
 #include "projector/fold.hpp"
+#include "schema/migrator.hpp"
 
 namespace xtrace {
 namespace {

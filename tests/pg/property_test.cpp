@@ -58,8 +58,8 @@ struct RefObservation {
 };
 
 template <class T>
-void Latest(std::optional<T>& stored, const std::optional<T>& incoming) {
-  if (incoming) stored = incoming;
+void Latest(std::optional<T>& stored, const schema::Field<T>& incoming) {
+  if (incoming) stored = *incoming;
 }
 
 struct Reference {
@@ -67,11 +67,16 @@ struct Reference {
   std::map<std::string, RefObservation> observations;
 
   void Apply(const schema::WalRecord& rec) {
-    const auto& batch = std::get<schema::TraceBatch>(rec.events);
+    for (const auto& event : std::get<schema::EntityBatch>(rec.events).events) {
+      if (const auto* t = std::get_if<TraceEvent>(&event)) ApplyTrace(rec, *t);
+      if (const auto* o = std::get_if<ObservationEvent>(&event)) ApplyObservation(rec, *o);
+    }
+  }
+
+  void ApplyTrace(const schema::WalRecord& rec, const TraceEvent& e) {
     const int64_t received = rec.received_at.time_since_epoch().count();
-    if (batch.trace) {
-      const TraceEvent& e = *batch.trace;
-      const std::string id = e.id.ToString();
+    {
+      const std::string& id = e.id;
       const int64_t ts = e.timestamp ? e.timestamp->time_since_epoch().count() : received;
       const std::string env = e.environment.value_or(rec.environment);
       auto it = traces.find(id);
@@ -92,15 +97,19 @@ struct Reference {
       }
       if (e.input_json) t.input = json::parse(*e.input_json);
     }
-    for (const ObservationEvent& o : batch.observations) {
-      const std::string trace_id = o.trace_id.ToString();
+  }
+
+  void ApplyObservation(const schema::WalRecord& rec, const ObservationEvent& o) {
+    const int64_t received = rec.received_at.time_since_epoch().count();
+    {
+      const std::string& trace_id = o.trace_id;
       if (!traces.contains(trace_id)) {
         const int64_t ts = o.start_time ? o.start_time->time_since_epoch().count() : received;
         traces.emplace(
             trace_id,
             RefTrace{true, ts, o.environment.value_or(rec.environment), {}, {}, {}, {}, {}});
       }
-      auto [it, created] = observations.try_emplace(o.id.ToString());
+      auto [it, created] = observations.try_emplace(o.id);
       RefObservation& r = it->second;
       if (created) r.trace_id = trace_id;
       if (o.type) r.type = *o.type;

@@ -1,25 +1,25 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
+#include "common/uuid.hpp"
 #include "schema/codec.hpp"
 
 namespace xtrace::schema {
 namespace {
-
-Uuid Id(const char* s) {
-  return *Uuid::Parse(s);
-}
 
 WalRecord FullTraceRecord() {
   WalRecord r;
   r.received_at = TimePoint(common::Micros(1767225600123456));
   r.project_id = "proj";
   r.environment = "default";
-  TraceBatch b;
+  r.source = Source::kXtraceBatch;
+  EntityBatch b;
   TraceEvent t;
-  t.id = Id("7d0c8a9e-1111-4222-8333-444455556666");
+  t.id = "7d0c8a9e-1111-4222-8333-444455556666";
   t.timestamp = TimePoint(common::Micros(1767225600000000));
   t.name = "chat";
   t.user_id = "";  // present but empty is not absent
@@ -28,38 +28,126 @@ WalRecord FullTraceRecord() {
   t.metadata_json = R"({"k":[1,2]})";
   t.is_public = false;  // present false is not absent
   t.latency = 0.0;
-  b.trace = t;
+  b.events.emplace_back(t);
   ObservationEvent o;
-  o.id = Id("00000000-0000-0000-0000-000000000002");
+  o.id = "00000000-0000-0000-0000-000000000002";
   o.trace_id = t.id;
   o.type = "SPAN";
   o.start_time = TimePoint(common::Micros(5));
-  o.parent_observation_id = Id("00000000-0000-0000-0000-000000000001");
+  o.parent_observation_id = "00000000-0000-0000-0000-000000000001";
   o.prompt_tokens = 0;
   o.total_tokens = 1LL << 40;
   o.calculated_total_cost = 0.25;
   o.usage_json = R"({"input":1})";
   o.environment = "prod";
   ObservationEvent bare;  // only the required ids
-  bare.id = Id("00000000-0000-0000-0000-000000000003");
+  bare.id = "00000000-0000-0000-0000-000000000003";
   bare.trace_id = t.id;
-  b.observations = {o, bare};
+  b.events.emplace_back(o);
+  b.events.emplace_back(bare);
   r.events = b;
   return r;
 }
 
-TEST(Codec, TraceBatchRoundTripsKeepingAbsentDistinctFromZero) {
+const auto& Events(const WalRecord& r) {
+  return std::get<EntityBatch>(r.events).events;
+}
+
+TEST(Codec, EntityBatchRoundTripsKeepingAbsentDistinctFromZero) {
   const WalRecord in = FullTraceRecord();
   const auto out = DecodeRecord(EncodeRecord(in));
   ASSERT_TRUE(out.has_value()) << out.error().message;
   WalRecord expected = in;
   expected.format_version = kFormatVersion;
   EXPECT_EQ(*out, expected);
-  const auto& batch = std::get<TraceBatch>(out->events);
-  EXPECT_TRUE(batch.trace->user_id.has_value());
-  EXPECT_FALSE(batch.trace->release.has_value());
-  EXPECT_FALSE(batch.observations[1].type.has_value());
-  EXPECT_FALSE(batch.observations[1].prompt_tokens.has_value());
+  const auto& trace = std::get<TraceEvent>(Events(*out)[0]);
+  EXPECT_TRUE(trace.user_id.has_value());
+  EXPECT_TRUE(trace.release.absent());
+  const auto& bare = std::get<ObservationEvent>(Events(*out)[2]);
+  EXPECT_TRUE(bare.type.absent());
+  EXPECT_TRUE(bare.prompt_tokens.absent());
+}
+
+// Langfuse and OTLP clients clear a stored value with an explicit null: the WAL keeps null
+// apart from absent for every kind of field, and ids of any shape.
+TEST(Codec, ExplicitNullsAndOpaqueIdsRoundTrip) {
+  WalRecord in;
+  in.source = Source::kLangfuse;
+  in.project_id = "p";
+  EntityBatch b;
+  TraceEvent t;
+  t.id = "my-request-42";
+  t.name = OptString::Null();
+  t.timestamp = Field<TimePoint>::Null();
+  t.tags = Field<std::vector<std::string>>::Null();
+  t.is_public = Field<bool>::Null();
+  t.total_cost = Field<double>::Null();
+  t.user_id = "u";
+  b.events.emplace_back(t);
+  ObservationEvent o;
+  o.id = "00f067aa0ba902b7";
+  o.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  o.parent_observation_id = OptString::Null();
+  o.prompt_tokens = Field<int64_t>::Null();
+  o.end_time = Field<TimePoint>::Null();
+  b.events.emplace_back(o);
+  ScoreEvent score;
+  score.id = "score-1";
+  score.trace_id = "my-request-42";
+  score.name = "quality";
+  score.data_type = ScoreDataType::kCategorical;
+  score.string_value = "good";
+  score.value = Field<double>::Null();
+  score.comment = OptString::Null();
+  b.events.emplace_back(score);
+  b.events.emplace_back(DeletionEvent{DeletionEvent::Entity::kObservation, "obs-9", "p2"});
+  in.events = b;
+
+  const auto out = DecodeRecord(EncodeRecord(in));
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  in.format_version = kFormatVersion;
+  EXPECT_EQ(*out, in);
+  const auto& trace = std::get<TraceEvent>(Events(*out)[0]);
+  EXPECT_TRUE(trace.name.is_null());
+  EXPECT_TRUE(trace.tags.is_null());
+  EXPECT_TRUE(trace.release.absent());
+  EXPECT_TRUE(std::get<ObservationEvent>(Events(*out)[1]).parent_observation_id.is_null());
+  EXPECT_TRUE(std::get<ScoreEvent>(Events(*out)[2]).comment.is_null());
+  EXPECT_EQ(MergeRuleOf(out->source), MergeRule::kNullClears);
+}
+
+TEST(Codec, RejectsIdsOutsideTheirBounds) {
+  for (const std::string& id : {std::string(), std::string(kMaxIdBytes + 1, 'x')}) {
+    WalRecord in;
+    TraceEvent t;
+    t.id = id;
+    in.events = EntityBatch{{t}};
+    EXPECT_FALSE(DecodeRecord(EncodeRecord(in)).has_value()) << id.size();
+  }
+}
+
+// Records written before ids became text (format 1, the fuzz corpus's seeds were encoded by that
+// build) decode into today's events: the trace first, ids as canonical UUID text.
+TEST(Codec, DecodesFormat1Records) {
+  std::ifstream in(
+      std::string(XTRACE_SOURCE_DIR) + "/tests/fuzz/corpus/wal_record/trace_full_observation.bin",
+      std::ios::binary);
+  ASSERT_TRUE(in);
+  const std::string bytes(std::istreambuf_iterator<char>(in), {});
+  const auto out = DecodeRecord(bytes);
+  ASSERT_TRUE(out.has_value()) << out.error().message;
+  EXPECT_EQ(out->format_version, 1);
+  EXPECT_EQ(out->source, Source::kXtraceBatch);
+  const auto& events = Events(*out);
+  ASSERT_FALSE(events.empty());
+  for (const auto& event : events) {
+    const auto* o = std::get_if<ObservationEvent>(&event);
+    if (!o) continue;
+    EXPECT_EQ(o->id.size(), 36u) << o->id;
+    EXPECT_EQ(common::Uuid::Parse(o->id)->ToString(), o->id);
+    EXPECT_EQ(common::Uuid::Parse(o->trace_id)->ToString(), o->trace_id);
+  }
+  EXPECT_EQ(PeekRecordKind(bytes).value(), RecordKind::kEntities);
 }
 
 TEST(Codec, MetricBatchRoundTrips) {
@@ -67,6 +155,7 @@ TEST(Codec, MetricBatchRoundTrips) {
   in.received_at = TimePoint(common::Micros(7));
   in.project_id = "p";
   in.environment = "e";
+  in.source = Source::kMetricsBatch;
   in.events = MetricBatch{{MetricPoint{"gpu_util",
                                        {{"gpu", "0"}, {"host", "a"}},
                                        0.5,
@@ -84,6 +173,7 @@ TEST(Codec, MetricTextKeepsEmbeddedNul) {
   WalRecord in;
   in.project_id = "p\0q"s;
   in.environment = "e\0f"s;
+  in.source = Source::kMetricsBatch;
   in.events = MetricBatch{{MetricPoint{"c\0pu"s, {{"k\0ey"s, "va\0lue"s}}, 1, TimePoint()}}};
   auto out = DecodeRecord(EncodeRecord(in));
   ASSERT_TRUE(out.has_value());
@@ -97,7 +187,7 @@ TEST(Codec, DecodesFromUnalignedBuffers) {
   std::memcpy(storage.get() + 1, bytes.data(), bytes.size());
   const auto out = DecodeRecord(std::string_view(storage.get() + 1, bytes.size()));
   ASSERT_TRUE(out.has_value()) << out.error().message;
-  EXPECT_EQ(std::get<TraceBatch>(out->events).observations.size(), 2u);
+  EXPECT_EQ(Events(*out).size(), 3u);
 }
 
 TEST(Codec, RejectsTruncatedAndGarbageInputWithoutThrowing) {

@@ -35,9 +35,9 @@ std::string TraceRecord(int n) {
   schema::TraceEvent trace;
   char id[40];
   std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", n);
-  trace.id = *common::Uuid::Parse(id);
+  trace.id = id;
   trace.name = "t" + std::to_string(n);
-  record.events = schema::TraceBatch{trace, {}};
+  record.events = schema::EntityBatch{{trace}};
   return schema::EncodeRecord(record);
 }
 
@@ -49,6 +49,7 @@ std::string MetricRecord(int n) {
   point.name = "m";
   point.value = n;
   point.timestamp = common::TimePoint(common::Micros(int64_t{n} * 1000000));
+  record.source = schema::Source::kMetricsBatch;
   record.events = schema::MetricBatch{{point, point}};
   return schema::EncodeRecord(record);
 }
@@ -234,6 +235,26 @@ TEST(ProjectionLoop, AnUndecodableRecordHaltsTheStreamRightBeforeIt) {
   metrics.Open();
   EXPECT_THROW(metrics.Step(), Halted);
   EXPECT_EQ(metrics.position(), 1u);
+}
+
+// A record this build decodes but cannot fold (a score, which a newer build may write) halts the
+// stream as an undecodable one does: skipping it would lose acknowledged events.
+TEST(ProjectionLoop, ARecordWithEventsThisBuildCannotFoldHaltsTheStream) {
+  schema::WalRecord scored;
+  scored.project_id = "p";
+  schema::ScoreEvent score;
+  score.id = "s-1";
+  score.trace_id = "00000000-0000-4000-8000-000000000001";
+  scored.events = schema::EntityBatch{{score}};
+  FakeSource source;
+  source.Append(TraceRecord(1));
+  source.Append(schema::EncodeRecord(scored));
+  FakeSink sink;
+  StreamLoop loop(source, Stream::kTraces, sink, {});
+  loop.Open();
+  ExpectHalt(loop, 2, Halted::Cause::kUndecodable, "score and deletion events");
+  EXPECT_EQ(sink.folded(), (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(sink.quarantine().empty());
 }
 
 TEST(ProjectionLoop, AReadErrorHaltsTheStreamAtTheNextRecord) {
