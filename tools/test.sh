@@ -11,10 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-# asan and tsan are not yet in the default run: the ThreadSanitizer stage reports races inside
-# RocksDB (not instrumented, Debian's build) that still need judging, and the AddressSanitizer
-# stage has not yet passed on the current tree. Run them with XTRACE_TEST_STAGES="asan tsan".
-stages=${XTRACE_TEST_STAGES:-normal fuzz}
+# tsan is not yet in the default run: Debian's RocksDB is not instrumented, and a report whose
+# RocksDB side TSan cannot restore (its write stack lost from the history) still slips past the
+# suppressions now and then. Run it with XTRACE_TEST_STAGES=tsan.
+stages=${XTRACE_TEST_STAGES:-normal fuzz asan}
 jobs=$(nproc)
 
 tools/setup.sh
@@ -51,7 +51,9 @@ run_sanitized() {
   (
     cd "$dir"
     export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
-    export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp"
+    # print_suppressions=0: a clean run writes no report file (the list of suppressions used would
+    # otherwise be one, and any file there fails the stage).
+    export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
     export UBSAN_OPTIONS="log_path=$reports/ubsan:print_stacktrace=1:halt_on_error=1"
     export TSAN_OPTIONS="log_path=$reports/tsan:halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp"
     ctest --output-on-failure --timeout 600 -j 2 "$@"
