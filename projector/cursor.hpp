@@ -13,6 +13,7 @@
 
 #include "common/uuid.hpp"
 
+#include <pqxx/connection>
 #include <pqxx/transaction_base>
 
 namespace xtrace::projector {
@@ -90,5 +91,14 @@ class Cursor {
   uint64_t stored_ = 0;
   Clock::time_point stored_at_{};
 };
+
+// Every stream's stored position for a WAL, read at start-up (before any stream runs) to tell the
+// WAL where projection stands. `least` is what every stream has projected (0 when one has none
+// yet), `furthest` the position of the stream furthest ahead.
+struct StoredCursors {
+  uint64_t least = 0;
+  uint64_t furthest = 0;
+};
+StoredCursors LoadCursors(pqxx::connection& conn, const std::string& wal_id);
 
 }  // namespace xtrace::projector

@@ -6,7 +6,7 @@
 
 #include <set>
 
-#include "projector/migrator.hpp"
+#include "schema/migrator.hpp"
 
 namespace xtrace::projector {
 namespace {
@@ -51,7 +51,7 @@ std::unique_ptr<pqxx::connection> ConnectForProjection(const std::string& databa
                                                        const pg::Interrupter* interrupter) {
   auto conn = pg::Connect(database_url, session, interrupter);
   pg::CallGuard guard(*conn, session.call_deadline(), interrupter);
-  ApplyMigrations(*conn);
+  schema::ApplyMigrations(*conn);
   PrepareFoldStatements(*conn);
   return conn;
 }

@@ -20,10 +20,11 @@
 #include "ingest/ingestor.hpp"
 #include "pg/session.hpp"
 #include "pg/watchdog.hpp"
-#include "projector/migrator.hpp"
+#include "projector/cursor.hpp"
 #include "projector/projector.hpp"
 #include "query/pool.hpp"
 #include "query/traces.hpp"
+#include "schema/migrator.hpp"
 #include "server/config.hpp"
 #include "server/http_server.hpp"
 #include "server/router.hpp"
@@ -103,13 +104,13 @@ int Run(const server::Config& config) {
     bool pending = false;
     {
       pg::CallGuard guard(*conn, quick);
-      pending = projector::MigrationsPending(*conn);
+      pending = schema::MigrationsPending(*conn);
     }
     if (pending) {
       // PostgreSQL answered promptly just now, so this is a healthy database doing real work:
       // migrations may take long, and get the projector's deadline.
       pg::CallGuard guard(*conn, projector_session.call_deadline());
-      projector::ApplyMigrations(*conn);
+      schema::ApplyMigrations(*conn);
     }
     pg::CallGuard guard(*conn, quick);
     const auto cursors = projector::LoadCursors(*conn, (*log)->id().ToString());

@@ -15,12 +15,13 @@
 
 #include "ingest/batch.hpp"
 #include "ingest/metrics.hpp"
-#include "projector/migrator.hpp"
+#include "projector/cursor.hpp"
 #include "projector/projector.hpp"
 #include "query/metrics.hpp"
 #include "query/traces.hpp"
 #include "schema/codec.hpp"
 #include "schema/migrations.hpp"
+#include "schema/migrator.hpp"
 #include "support/command.hpp"
 #include "support/pg.hpp"
 #include "support/projection_dump.hpp"
@@ -43,12 +44,12 @@ TEST(Migrations, ApplyOnceEvenWhenRunTwiceAndConcurrently) {
   for (int i = 0; i < 3; ++i) {
     runs.push_back(std::async(std::launch::async, [&] {
       pqxx::connection conn(db.url());
-      projector::ApplyMigrations(conn);
+      schema::ApplyMigrations(conn);
     }));
   }
   for (auto& r : runs) r.get();
   pqxx::connection conn(db.url());
-  projector::ApplyMigrations(conn);  // and once more, on an up-to-date database
+  schema::ApplyMigrations(conn);  // and once more, on an up-to-date database
   pqxx::work txn(conn);
   EXPECT_EQ(txn.exec1("SELECT count(*) FROM schema_migrations")[0].as<size_t>(),
             schema::Migrations().size());
@@ -848,7 +849,7 @@ TEST_F(ProjectionTest, SeriesCacheSurvivesRollbackAndRebuild) {
   // Records 1-3: a point each; record 4: no metric points.
   const auto decoded = IngestPointsThenATrace(3, R"({"h":"a"})");
   pqxx::connection conn(db_.url());
-  projector::ApplyMigrations(conn);
+  schema::ApplyMigrations(conn);
   projector::PrepareFoldStatements(conn);
   projector::SeriesCache cache;
   const auto fold = [&](uint64_t seq, bool commit) {
@@ -889,7 +890,7 @@ TEST_F(ProjectionTest, RollupCacheIsUsedOnlyWhileNobodyElseWroteTheRollups) {
   // Records 1-5: a point each, one series, one minute; record 6: no metric points.
   const auto decoded = IngestPointsThenATrace(5, "{}");
   pqxx::connection conn(db_.url()), other_conn(db_.url());
-  projector::ApplyMigrations(conn);
+  schema::ApplyMigrations(conn);
   projector::PrepareFoldStatements(conn);
   projector::PrepareFoldStatements(other_conn);
   projector::SeriesCache series, other_series;
