@@ -538,7 +538,8 @@ common::Result<common::ApiResponse> TraceQueries::Get(std::string_view trace_id)
   if (trace_id.empty() || trace_id.size() > schema::kMaxIdBytes ||
       trace_id.find('\0') != std::string_view::npos) {
     return Error::BadParameter(
-        "traceId", "traceId must be 1 to " + std::to_string(schema::kMaxIdBytes) + " bytes");
+        "traceId",
+        "traceId must be 1 to " + std::to_string(schema::kMaxIdBytes) + " bytes, without NUL");
   }
   const std::string given(trace_id);
   const auto uuid = common::Uuid::Parse(trace_id);

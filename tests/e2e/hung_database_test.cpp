@@ -7,13 +7,13 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/http_client.hpp"
 #include "support/pg.hpp"
 #include "support/server_process.hpp"
 #include "support/tcp_proxy.hpp"
+#include "support/wait.hpp"
 
 namespace xtrace {
 namespace {
@@ -100,16 +100,19 @@ void ExpectStopsWithinGrace(testing::ServerProcess& server) {
 
 // Waits until every trace in [from, to) is readable through the API.
 void ExpectReadableSoon(const testing::ServerProcess& server, int from, int to) {
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  for (int i = from; i < to; ++i) {
-    int status = 0;
-    while (Clock::now() < deadline) {
-      status = Http(server.port(), "GET", "/api/public/traces/" + TraceId(i), "", kAuth).status;
-      if (status == 200) break;
-      std::this_thread::sleep_for(milliseconds(50));
-    }
-    ASSERT_EQ(status, 200) << "trace " << i << " never became readable\n" << server.Log();
-  }
+  int next = from;  // the traces before it are readable
+  const bool all = testing::WaitUntil(
+      [&] {
+        while (
+            next < to &&
+            Http(server.port(), "GET", "/api/public/traces/" + TraceId(next), "", kAuth).status ==
+                200) {
+          ++next;
+        }
+        return next == to;
+      },
+      std::chrono::seconds(60));
+  ASSERT_TRUE(all) << "trace " << next << " never became readable\n" << server.Log();
 }
 
 // The server starts, and serves ingest, while the proxy keeps PostgreSQL out in `outage`; a
